@@ -1,0 +1,411 @@
+/*
+ * util.c — checked allocation, error messages, file I/O with atomic writes,
+ * SHA-256, timing, edit distance and the RNG.  See util.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* ------------------------------------------------------------------ errors */
+
+static __thread char err_buf[1024];
+
+int lmp_error(const char *fmt, ...)
+{
+    char tmp[sizeof err_buf];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap); /* fmt may reference err_buf itself */
+    va_end(ap);
+    /* one line: a message never carries a newline */
+    for (char *p = tmp; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    memcpy(err_buf, tmp, sizeof err_buf);
+    return -1;
+}
+
+const char *lmp_errmsg(void) { return err_buf; }
+
+/* -------------------------------------------------------------- allocation */
+
+static void oom(size_t size, const char *file, int line)
+{
+    fprintf(stderr, "lmpipe: out of memory (%zu bytes) at %s:%d\n", size, file, line);
+    exit(1);
+}
+
+void *lmp_malloc_check(size_t size, const char *file, int line)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p) oom(size, file, line);
+    return p;
+}
+
+void *lmp_calloc_check(size_t n, size_t size, const char *file, int line)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom(n * size, file, line);
+    return p;
+}
+
+void *lmp_realloc_check(void *p, size_t size, const char *file, int line)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (!q) oom(size, file, line);
+    return q;
+}
+
+char *lmp_strdup_check(const char *s, const char *file, int line)
+{
+    size_t n = strlen(s) + 1;
+    char *d = lmp_malloc_check(n, file, line);
+    memcpy(d, s, n);
+    return d;
+}
+
+char *lmp_strfmt(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = mallocCheck((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* ------------------------------------------------------------------- files */
+
+int lmp_read_file(const char *path, size_t max_bytes, char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return lmp_error("%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return lmp_error("%s: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return lmp_error("%s: is a directory, expected a file", path);
+    }
+    if (max_bytes > 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_bytes) {
+        close(fd);
+        return lmp_error("%s: file too large (%lld bytes, limit %zu)", path,
+                         (long long)st.st_size, max_bytes);
+    }
+    size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536, n = 0;
+    char *buf = mallocCheck(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = reallocCheck(buf, cap);
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            free(buf);
+            close(fd);
+            return lmp_error("%s: read failed: %s", path, strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+        if (max_bytes > 0 && n > max_bytes) {
+            free(buf);
+            close(fd);
+            return lmp_error("%s: file too large (over %zu bytes)", path, max_bytes);
+        }
+    }
+    close(fd);
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char *copy = strdupCheck(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(copy);
+    if (fd < 0) return 0; /* best effort */
+    fsync(fd);
+    close(fd);
+    return 0;
+}
+
+int lmp_atomic_open(lmp_atomic_file *af, const char *path)
+{
+    memset(af, 0, sizeof *af);
+    af->path = strdupCheck(path);
+    af->tmp_path = lmp_strfmt("%s.tmp.%ld", path, (long)getpid());
+    af->fp = fopen(af->tmp_path, "wb");
+    if (!af->fp) {
+        int e = errno;
+        lmp_error("%s: cannot write: %s", path, strerror(e));
+        free(af->path);
+        free(af->tmp_path);
+        memset(af, 0, sizeof *af);
+        return -1;
+    }
+    return 0;
+}
+
+int lmp_atomic_write(lmp_atomic_file *af, const void *data, size_t len)
+{
+    if (af->failed) return -1;
+    if (len && fwrite(data, 1, len, af->fp) != len) {
+        af->failed = 1;
+        return lmp_error("%s: write failed: %s", af->path, strerror(errno));
+    }
+    return 0;
+}
+
+void lmp_atomic_abort(lmp_atomic_file *af)
+{
+    if (af->fp) fclose(af->fp);
+    if (af->tmp_path) unlink(af->tmp_path);
+    free(af->path);
+    free(af->tmp_path);
+    memset(af, 0, sizeof *af);
+}
+
+int lmp_atomic_commit(lmp_atomic_file *af)
+{
+    if (af->failed) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lmp_errmsg());
+        lmp_atomic_abort(af);
+        return lmp_error("%s", msg);
+    }
+    int bad = fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0;
+    int e = errno;
+    bad |= fclose(af->fp) != 0;
+    af->fp = NULL;
+    if (bad) {
+        if (!e) e = errno;
+        lmp_error("%s: write failed: %s", af->path, strerror(e));
+        lmp_atomic_abort(af);
+        return -1;
+    }
+    if (rename(af->tmp_path, af->path) != 0) {
+        lmp_error("%s: cannot replace: %s", af->path, strerror(errno));
+        lmp_atomic_abort(af);
+        return -1;
+    }
+    fsync_dir_of(af->path);
+    free(af->path);
+    free(af->tmp_path);
+    memset(af, 0, sizeof *af);
+    return 0;
+}
+
+int lmp_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    lmp_atomic_file af;
+    if (lmp_atomic_open(&af, path) != 0) return -1;
+    lmp_atomic_write(&af, data, len);
+    return lmp_atomic_commit(&af);
+}
+
+int lmp_mkdirs(const char *path)
+{
+    char *p = strdupCheck(path);
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                int e = errno;
+                lmp_error("%s: cannot create directory: %s", p, strerror(e));
+                free(p);
+                return -1;
+            }
+            *s = c;
+            if (!c) break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        free(p);
+        return lmp_error("%s: exists and is not a directory", path);
+    }
+    free(p);
+    return 0;
+}
+
+/* ----------------------------------------------------------------- SHA-256 */
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(lmp_sha256 *s, const uint8_t *p)
+{
+    uint32_t w[64], a, b, c, d, e, f, g, h;
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3];
+    e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        h = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d;
+    s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
+}
+
+void lmp_sha256_init(lmp_sha256 *s)
+{
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(s->h, h0, sizeof h0);
+    s->nbytes = 0;
+    s->nbuf = 0;
+}
+
+void lmp_sha256_update(lmp_sha256 *s, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    s->nbytes += len;
+    while (len > 0) {
+        if (s->nbuf == 0 && len >= 64) {
+            sha256_block(s, p);
+            p += 64, len -= 64;
+            continue;
+        }
+        size_t take = 64 - s->nbuf < len ? 64 - s->nbuf : len;
+        memcpy(s->buf + s->nbuf, p, take);
+        s->nbuf += take, p += take, len -= take;
+        if (s->nbuf == 64) {
+            sha256_block(s, s->buf);
+            s->nbuf = 0;
+        }
+    }
+}
+
+void lmp_sha256_final(lmp_sha256 *s, char hex[65])
+{
+    uint64_t bits = s->nbytes * 8;
+    uint8_t pad = 0x80, zero = 0, len8[8];
+    lmp_sha256_update(s, &pad, 1);
+    while (s->nbuf != 56) lmp_sha256_update(s, &zero, 1);
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(bits >> (56 - 8 * i));
+    lmp_sha256_update(s, len8, 8);
+    for (int i = 0; i < 8; i++) sprintf(hex + 8 * i, "%08x", s->h[i]);
+    hex[64] = 0;
+}
+
+int lmp_sha256_file(const char *path, char hex[65], int64_t *bytes)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lmp_error("%s: %s", path, strerror(errno));
+    lmp_sha256 s;
+    lmp_sha256_init(&s);
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0) lmp_sha256_update(&s, buf, n);
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) return lmp_error("%s: read failed", path);
+    if (bytes) *bytes = (int64_t)s.nbytes;
+    lmp_sha256_final(&s, hex);
+    return 0;
+}
+
+/* ------------------------------------------------------------------- misc */
+
+double lmp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int lmp_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    int *row = mallocCheck((lb + 1) * sizeof *row);
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    int d = row[lb];
+    free(row);
+    return d;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void lmp_rng_seed(lmp_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t lmp_rng_u64(lmp_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl64(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return result;
+}
+
+float lmp_rng_uniform(lmp_rng *r) { return (lmp_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
+
+float lmp_rng_normal(lmp_rng *r)
+{
+    /* Box-Muller; u1 in (0, 1] so the log is finite */
+    double u1 = ((lmp_rng_u64(r) >> 11) + 1) * (1.0 / 9007199254740992.0);
+    double u2 = (lmp_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}

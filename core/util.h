@@ -1,0 +1,77 @@
+/*
+ * util.h — small helpers every part of lmpipe uses: checked allocation
+ * (llm.c's mallocCheck style: out of memory is fatal with file and line),
+ * the thread-local error message, SHA-256, atomic file writes, and file
+ * reading with errors that name the file.
+ */
+#ifndef LMP_UTIL_H
+#define LMP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lmpipe.h"
+
+/* Checked allocation: on failure print "out of memory (N bytes) at file:line" and exit(1). */
+void *lmp_malloc_check(size_t size, const char *file, int line);
+void *lmp_calloc_check(size_t n, size_t size, const char *file, int line);
+void *lmp_realloc_check(void *p, size_t size, const char *file, int line);
+char *lmp_strdup_check(const char *s, const char *file, int line);
+#define mallocCheck(n) lmp_malloc_check((n), __FILE__, __LINE__)
+#define callocCheck(n, s) lmp_calloc_check((n), (s), __FILE__, __LINE__)
+#define reallocCheck(p, n) lmp_realloc_check((p), (n), __FILE__, __LINE__)
+#define strdupCheck(s) lmp_strdup_check((s), __FILE__, __LINE__)
+
+/* printf into a new string (checked). */
+char *lmp_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Read a whole file into a NUL-terminated buffer.  Errors name the file:
+ * missing, a directory, unreadable, too large (> max_bytes if max_bytes > 0). */
+int lmp_read_file(const char *path, size_t max_bytes, char **data, size_t *len);
+
+/* Write `len` bytes to `path` atomically: temp file in the same directory,
+ * fsync, rename, fsync of the directory.  An interrupted write leaves the old
+ * file intact. */
+int lmp_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Atomic writes of larger files in pieces. */
+typedef struct {
+    FILE *fp;
+    char *path, *tmp_path;
+    int failed;
+} lmp_atomic_file;
+int lmp_atomic_open(lmp_atomic_file *af, const char *path);
+int lmp_atomic_write(lmp_atomic_file *af, const void *data, size_t len);
+int lmp_atomic_commit(lmp_atomic_file *af); /* fsync + rename; frees af */
+void lmp_atomic_abort(lmp_atomic_file *af); /* removes the temp file; frees af */
+
+/* mkdir -p */
+int lmp_mkdirs(const char *path);
+
+/* SHA-256 */
+typedef struct {
+    uint32_t h[8];
+    uint64_t nbytes;
+    uint8_t buf[64];
+    size_t nbuf;
+} lmp_sha256;
+void lmp_sha256_init(lmp_sha256 *s);
+void lmp_sha256_update(lmp_sha256 *s, const void *data, size_t len);
+void lmp_sha256_final(lmp_sha256 *s, char hex[65]);
+int lmp_sha256_file(const char *path, char hex[65], int64_t *bytes);
+
+/* Wall-clock seconds (monotonic). */
+double lmp_now(void);
+
+/* Edit distance, for "did you mean" suggestions. */
+int lmp_edit_distance(const char *a, const char *b);
+
+/* A small, fast, seedable RNG (xoshiro256**) whose full state can be saved. */
+typedef struct { uint64_t s[4]; } lmp_rng;
+void lmp_rng_seed(lmp_rng *r, uint64_t seed);
+uint64_t lmp_rng_u64(lmp_rng *r);
+float lmp_rng_uniform(lmp_rng *r);       /* [0, 1) */
+float lmp_rng_normal(lmp_rng *r);        /* N(0, 1) */
+
+#endif
