@@ -344,6 +344,74 @@ int lmp_sha256_file(const char *path, char hex[65], int64_t *bytes)
     return 0;
 }
 
+/* ------------------------------------------------------------------ strings */
+
+void lmp_sbuf_putn(lmp_sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2 + 64;
+        b->s = reallocCheck(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+void lmp_sbuf_puts(lmp_sbuf *b, const char *s) { lmp_sbuf_putn(b, s, strlen(s)); }
+void lmp_sbuf_putc(lmp_sbuf *b, char c) { lmp_sbuf_putn(b, &c, 1); }
+
+void lmp_sbuf_printf(lmp_sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->len + (size_t)n + 1 > b->cap) {
+        b->cap = (b->len + (size_t)n + 1) * 2 + 64;
+        b->s = reallocCheck(b->s, b->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void lmp_sbuf_free(lmp_sbuf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+int lmp_utf8_valid(const char *str, size_t n, size_t *bad)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        unsigned cp;
+        if (c < 0x80) { i++; continue; }
+        else if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
+        else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
+        else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
+        else goto invalid;
+        if (i + len > n) goto invalid;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) goto invalid;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        /* overlong forms, surrogates, beyond U+10FFFF */
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            goto invalid;
+        i += len;
+    }
+    return 1;
+invalid:
+    if (bad) *bad = i;
+    return 0;
+}
+
 /* ------------------------------------------------------------------- misc */
 
 double lmp_now(void)
