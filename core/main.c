@@ -27,6 +27,8 @@ static const command commands[] = {
     {"sql", lmp_cli_sql, "run a read-only SQL query against the store"},
     {"plugins", lmp_cli_plugins, "list the plugins and the stages they provide"},
     {"inspect", lmp_cli_inspect, "describe a stage: parameters, inputs, outputs"},
+    {"plot", lmp_cli_plot, "write SVG charts of runs' metric curves and final metrics"},
+    {"report", lmp_cli_report, "write one HTML page comparing runs side by side"},
     {NULL, NULL, NULL},
 };
 
