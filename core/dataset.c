@@ -137,7 +137,7 @@ lmp_dataset *lmp_dataset_copy(const lmp_dataset *d)
         t->text = mallocCheck(cap * sizeof *t->text);
         t->label = mallocCheck(cap * sizeof *t->label);
         t->source = callocCheck(cap, sizeof *t->source);
-        memcpy(t->label, s->label, (size_t)s->n * sizeof *t->label);
+        if (s->n > 0) memcpy(t->label, s->label, (size_t)s->n * sizeof *t->label);
         for (int i = 0; i < s->n; i++) {
             t->text[i] = strdupCheck(s->text[i]);
             t->source[i] = s->source ? dup_or_null(s->source[i]) : NULL;
