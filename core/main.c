@@ -90,11 +90,9 @@ int main(int argc, char **argv)
     for (const command *c = commands; c->name; c++)
         if (strcmp(argv[1], c->name) == 0) return c->fn(argc - 1, argv + 1);
     const char *best = NULL;
-    int best_d = 3;
-    for (const command *c = commands; c->name; c++) {
-        int d = lmp_edit_distance(argv[1], c->name);
-        if (d < best_d) best_d = d, best = c->name;
-    }
+    int best_d = 1 << 30, d;
+    for (const command *c = commands; c->name; c++)
+        if (lmp_is_close(argv[1], c->name, &d) && d < best_d) best_d = d, best = c->name;
     if (best) fprintf(stderr, "lmpipe: unknown command '%s'; did you mean '%s'?\n", argv[1], best);
     else fprintf(stderr, "lmpipe: unknown command '%s' (see lmpipe --help)\n", argv[1]);
     return 2;

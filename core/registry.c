@@ -217,12 +217,10 @@ const lmp_stage_entry *lmp_registry_find(const char *stage)
 const char *lmp_registry_suggest(const char *stage)
 {
     const char *best = NULL;
-    int best_d = 1 << 30;
-    for (int i = 0; i < n_entries; i++) {
-        int d = lmp_edit_distance(stage, entries[i].def->name);
-        if (d < best_d) best_d = d, best = entries[i].def->name;
-    }
-    return best && best_d <= 2 + (int)strlen(stage) / 4 ? best : NULL;
+    int best_d = 1 << 30, d;
+    for (int i = 0; i < n_entries; i++)
+        if (lmp_is_close(stage, entries[i].def->name, &d) && d < best_d) best_d = d, best = entries[i].def->name;
+    return best;
 }
 
 int lmp_registry_count(void) { return n_entries; }
