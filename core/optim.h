@@ -84,6 +84,7 @@ typedef struct {
     size_t n_trainable;              /* elements in trainable tensors */
     float *grad_mem, *m_mem, *v_mem; /* one contiguous block each, owned */
     int step;                        /* optimizer steps taken so far (AdamW's t - 1) */
+    int allocated;                   /* lmp_params_alloc_grads has run */
 } lmp_params_group;
 
 void lmp_params_init(lmp_params_group *g);
