@@ -17,37 +17,39 @@
 /* The shared Adam arithmetic, in torch's order of operations: the scalars are
  * computed in double, the per-element work in float. */
 static void adam_core(float *params, const float *grads, float *m, float *v, size_t n,
-                      float lr, float beta1, float beta2, float eps, float decoupled_decay,
-                      float l2, int t)
+                      double lr, double beta1, double beta2, double eps, double decoupled_decay,
+                      double l2, int t)
 {
     double bc1 = 1.0 - pow(beta1, t), bc2 = 1.0 - pow(beta2, t);
     float step_size = (float)(lr / bc1);
     float bc2_sqrt = (float)sqrt(bc2);
-    float decay = (float)(1.0 - (double)lr * decoupled_decay);
-    float b1c = 1.0f - beta1, b2c = 1.0f - beta2;
+    float decay = (float)(1.0 - lr * decoupled_decay);
+    float b1 = (float)beta1, b2 = (float)beta2, b1c = (float)(1.0 - beta1),
+          b2c = (float)(1.0 - beta2), fe = (float)eps, fl2 = (float)l2;
+    int decoupled = decoupled_decay != 0.0;
     #pragma omp parallel for if (n >= OPTIM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float p = params[i], g = grads[i];
-        if (l2 != 0.0f) g += l2 * p;
-        if (decoupled_decay != 0.0f) p *= decay;
-        float mi = beta1 * m[i] + b1c * g;
-        float vi = beta2 * v[i] + b2c * g * g;
+        if (fl2 != 0.0f) g += fl2 * p;
+        if (decoupled) p *= decay;
+        float mi = b1 * m[i] + b1c * g;
+        float vi = b2 * v[i] + b2c * g * g;
         m[i] = mi;
         v[i] = vi;
-        params[i] = p - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+        params[i] = p - step_size * (mi / (sqrtf(vi) / bc2_sqrt + fe));
     }
 }
 
 void adamw_update(float *params, const float *grads, float *m, float *v, size_t n,
-                  float lr, float beta1, float beta2, float eps, float weight_decay, int t)
+                  double lr, double beta1, double beta2, double eps, double weight_decay, int t)
 {
-    adam_core(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, 0.0f, t);
+    adam_core(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, 0.0, t);
 }
 
 void adam_update(float *params, const float *grads, float *m, float *v, size_t n,
-                 float lr, float beta1, float beta2, float eps, float weight_decay, int t)
+                 double lr, double beta1, double beta2, double eps, double weight_decay, int t)
 {
-    adam_core(params, grads, m, v, n, lr, beta1, beta2, eps, 0.0f, weight_decay, t);
+    adam_core(params, grads, m, v, n, lr, beta1, beta2, eps, 0.0, weight_decay, t);
 }
 
 float clip_grad_norm(float *const *grads, const size_t *ns, int count, float max_norm)
@@ -184,14 +186,14 @@ float lmp_params_clip_grad_norm(lmp_params_group *g, float max_norm)
     return clip_grad_norm(grads, ns, 1, max_norm);
 }
 
-void lmp_params_adamw_step(lmp_params_group *g, float lr, float beta1, float beta2, float eps,
-                           float weight_decay)
+void lmp_params_adamw_step(lmp_params_group *g, double lr, double beta1, double beta2,
+                           double eps, double weight_decay)
 {
     g->step++;
     for (int i = 0; i < g->count; i++) {
         lmp_param_tensor *t = &g->t[i];
         if (!t->grad) continue;
-        float wd = (t->flags & LMP_PARAM_NO_DECAY) ? 0.0f : weight_decay;
+        double wd = (t->flags & LMP_PARAM_NO_DECAY) ? 0.0 : weight_decay;
         adamw_update(t->data, t->grad, t->m, t->v, t->n, lr, beta1, beta2, eps, wd, g->step);
     }
 }
