@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "util.h"
 
@@ -49,6 +50,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    lmp_blas_select_kernels(argv);
     /* Pull the global options out wherever they are, so every command sees the rest. */
     int n = 1;
     for (int i = 1; i < argc; i++) {
@@ -84,7 +86,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("lmpipe %s\n", PACKAGE_VERSION);
+        printf("lmpipe %s (OpenBLAS kernels: %s)\n", PACKAGE_VERSION, lmp_blas_corename());
         return 0;
     }
     for (const command *c = commands; c->name; c++)
