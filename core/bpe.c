@@ -691,6 +691,12 @@ static void encode_piece(lmp_bpe *t, const unsigned char *p, size_t n, id_out *o
     out_reserve(o, m);
     memcpy(*o->ids + *o->n, t->w_id, m * sizeof(int));
     *o->n += m;
+    if (t->w_cap > (1 << 16)) { /* a huge piece: don't keep its scratch for the next */
+        free(t->w_id), free(t->w_next), free(t->w_prev), free(t->heap);
+        t->w_id = t->w_next = t->w_prev = NULL;
+        t->heap = NULL;
+        t->w_cap = t->heap_cap = 0;
+    }
     if (!cacheable) return;
     if (t->cache_n >= t->cache_max) cache_clear(t);
     if (t->ckeys_len + n > t->ckeys_cap) {
