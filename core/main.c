@@ -12,6 +12,7 @@
 
 #include "blas.h"
 #include "cli.h"
+#include "cli_tokenize.h"
 #include "util.h"
 
 typedef struct {
@@ -28,6 +29,8 @@ static const command commands[] = {
     {"sql", lmp_cli_sql, "run a read-only SQL query against the store"},
     {"plugins", lmp_cli_plugins, "list the plugins and the stages they provide"},
     {"inspect", lmp_cli_inspect, "describe a stage: parameters, inputs, outputs"},
+    {"tokenize", lmp_cli_tokenize, "print the GPT-2 BPE token ids of a text"},
+    {"detokenize", lmp_cli_detokenize, "turn token ids back into text"},
     {NULL, NULL, NULL},
 };
 
