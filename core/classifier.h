@@ -13,16 +13,9 @@
 #include <stddef.h>
 
 #include "lmpipe.h"
+#include "optim.h"
 
 typedef struct lmp_classifier lmp_classifier;
-
-/* One trainable tensor (frozen tensors are not listed at all). */
-typedef struct {
-    const char *name;
-    float *data;
-    float *grad;
-    size_t n;
-} lmp_tensor_ref;
 
 struct lmp_classifier {
     const char *kind;        /* "gpt2", "rnn", ... */
@@ -38,13 +31,12 @@ struct lmp_classifier {
     /* Accumulate parameter gradients from dlogits[B, num_labels] of the last
      * forward with train=1. */
     int (*backward)(lmp_classifier *c, const float *dlogits);
-    /* The trainable tensors; their grad buffers are zeroed by the trainer. */
-    int (*trainable)(lmp_classifier *c, lmp_tensor_ref **refs, int *n);
+    /* Every parameter tensor, trainable ones with grad/m/v memory allocated
+     * (core/optim.h); the trainer zeroes grads and steps the optimizer. */
+    lmp_params_group *(*params)(lmp_classifier *c);
     /* Save to a directory / load from one (the type's save/load use these). */
     int (*save)(const lmp_classifier *c, const char *dir);
     void (*destroy)(lmp_classifier *c);
-    /* Count of all parameters (trainable and frozen), for the log. */
-    size_t (*param_count)(const lmp_classifier *c);
 };
 
 extern const lmp_type lmp_type_classifier;

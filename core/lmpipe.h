@@ -152,6 +152,10 @@ int lmp_param_is_set(lmp_stage *st, const char *key);
 
 /* The value wired to a consumed port, or NULL for an unwired optional port. */
 void *lmp_input(lmp_stage *st, const char *port);
+/* Take ownership of an input value (a trainer that updates a model in place
+ * and hands it on as its own output).  Later consumers of the same value get
+ * an error naming this stage. */
+void *lmp_input_take(lmp_stage *st, const char *port);
 /* Hand a produced value to the core, which owns it from now on. */
 int lmp_output(lmp_stage *st, const char *port, void *value);
 

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
+#include "cli_tokenize.h"
 #include "util.h"
 
 typedef struct {
@@ -27,6 +29,8 @@ static const command commands[] = {
     {"sql", lmp_cli_sql, "run a read-only SQL query against the store"},
     {"plugins", lmp_cli_plugins, "list the plugins and the stages they provide"},
     {"inspect", lmp_cli_inspect, "describe a stage: parameters, inputs, outputs"},
+    {"tokenize", lmp_cli_tokenize, "print the GPT-2 BPE token ids of a text"},
+    {"detokenize", lmp_cli_detokenize, "turn token ids back into text"},
     {"plot", lmp_cli_plot, "write SVG charts of runs' metric curves and final metrics"},
     {"report", lmp_cli_report, "write one HTML page comparing runs side by side"},
     {NULL, NULL, NULL},
@@ -51,6 +55,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    lmp_blas_select_kernels(argv);
     /* Pull the global options out wherever they are, so every command sees the rest. */
     int n = 1;
     for (int i = 1; i < argc; i++) {
@@ -86,17 +91,15 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("lmpipe %s\n", PACKAGE_VERSION);
+        printf("lmpipe %s (OpenBLAS kernels: %s)\n", PACKAGE_VERSION, lmp_blas_corename());
         return 0;
     }
     for (const command *c = commands; c->name; c++)
         if (strcmp(argv[1], c->name) == 0) return c->fn(argc - 1, argv + 1);
     const char *best = NULL;
-    int best_d = 3;
-    for (const command *c = commands; c->name; c++) {
-        int d = lmp_edit_distance(argv[1], c->name);
-        if (d < best_d) best_d = d, best = c->name;
-    }
+    int best_d = 1 << 30, d;
+    for (const command *c = commands; c->name; c++)
+        if (lmp_is_close(argv[1], c->name, &d) && d < best_d) best_d = d, best = c->name;
     if (best) fprintf(stderr, "lmpipe: unknown command '%s'; did you mean '%s'?\n", argv[1], best);
     else fprintf(stderr, "lmpipe: unknown command '%s' (see lmpipe --help)\n", argv[1]);
     return 2;

@@ -28,24 +28,24 @@ void lmp_softmax(const float *logits, float *probs, int k)
     for (int i = 0; i < k; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
 }
 
-void lmp_cls_metrics_free(lmp_cls_metrics *m)
+double lmp_log_loss(const float *probs, const int *gold, int64_t n, int k)
 {
-    free(m->precision);
-    free(m->recall);
-    free(m->f1);
-    free(m->support);
-    free(m->predicted);
-    free(m->confusion);
-    memset(m, 0, sizeof *m);
+    double nll = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float p = probs[i * k + gold[i]];
+        if (!(p >= 0.0f && p <= 1.0f)) return NAN;
+        nll -= log(fmax((double)p, 1e-12));
+    }
+    return n > 0 ? nll / (double)n : NAN;
 }
 
 static double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
 
-int lmp_cls_metrics_compute(const int *gold, const int *pred, const float *probs, int64_t n, int k,
-                            lmp_cls_metrics *m)
+int lmp_cls_metrics_compute(lmp_cls_metrics *m, const int *gold, const int *pred, int64_t n, int k)
 {
     memset(m, 0, sizeof *m);
-    if (k < 2) return lmp_error("metrics: need at least 2 classes, got %d", k);
+    if (k < 2 || k > LMP_CLS_MAX_LABELS)
+        return lmp_error("metrics: %d classes, expected 2 to %d", k, LMP_CLS_MAX_LABELS);
     if (n < 1) return lmp_error("metrics: no examples");
     for (int64_t i = 0; i < n; i++) {
         if (gold[i] < 0 || gold[i] >= k)
@@ -53,33 +53,17 @@ int lmp_cls_metrics_compute(const int *gold, const int *pred, const float *probs
         if (pred[i] < 0 || pred[i] >= k)
             return lmp_error("metrics: example %lld: predicted label %d out of range [0, %d)", (long long)i, pred[i],
                              k);
-        for (int c = 0; probs && c < k; c++) {
-            float p = probs[i * k + c];
-            if (!(p >= 0.0f && p <= 1.0f))
-                return lmp_error("metrics: example %lld: probability of class %d is %g, not in [0, 1]", (long long)i,
-                                 c, (double)p);
-        }
     }
     m->k = k;
     m->n = n;
-    m->precision = callocCheck((size_t)k, sizeof *m->precision);
-    m->recall = callocCheck((size_t)k, sizeof *m->recall);
-    m->f1 = callocCheck((size_t)k, sizeof *m->f1);
-    m->support = callocCheck((size_t)k, sizeof *m->support);
-    m->predicted = callocCheck((size_t)k, sizeof *m->predicted);
-    m->confusion = callocCheck((size_t)k * (size_t)k, sizeof *m->confusion);
     int64_t correct = 0;
-    double nll = 0;
     for (int64_t i = 0; i < n; i++) {
         m->confusion[gold[i] * k + pred[i]]++;
         m->support[gold[i]]++;
         m->predicted[pred[i]]++;
         correct += gold[i] == pred[i];
-        /* clamp so a confident mistake costs -log(1e-12), not infinity */
-        if (probs) nll -= log(fmax((double)probs[i * k + gold[i]], 1e-12));
     }
     m->accuracy = (double)correct / (double)n;
-    m->log_loss = probs ? nll / (double)n : NAN;
 
     /* MCC = (c s - sum_k p_k t_k) / sqrt((s^2 - sum p_k^2)(s^2 - sum t_k^2)),
      * c correct, s total, p_k predicted and t_k gold counts of class k. */

@@ -116,15 +116,8 @@ const lmp_param *lmp_param_find(const lmp_param *list, const char *key)
 const char *lmp_param_suggest(const lmp_param *list, const char *key)
 {
     const char *best = NULL;
-    int best_d = 1 << 30;
-    for (const lmp_param *p = list; p && p->key; p++) {
-        int d = lmp_edit_distance(key, p->key);
-        /* a prefix ("epoch" for "epochs") counts as close */
-        if (strncmp(key, p->key, strlen(key)) == 0 || strncmp(key, p->key, strlen(p->key)) == 0)
-            d = d < 1 ? d : 1;
-        if (d < best_d) best_d = d, best = p->key;
-    }
-    size_t len = strlen(key);
-    int limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
-    return best && best_d <= limit ? best : NULL;
+    int best_d = 1 << 30, d;
+    for (const lmp_param *p = list; p && p->key; p++)
+        if (lmp_is_close(key, p->key, &d) && d < best_d) best_d = d, best = p->key;
+    return best;
 }

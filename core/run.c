@@ -28,6 +28,7 @@ typedef struct {
     void *data;
     char digest[65];
     int present;
+    const char *taken_by; /* stage that took ownership with lmp_input_take */
 } lmp_value;
 
 typedef struct {
@@ -114,13 +115,22 @@ static lmp_value *input_value(lmp_stage *st, const char *port)
     lmp_binding b = st->ps->inputs[i];
     if (b.stage < 0) return NULL;
     lmp_value *v = &st->run->outputs[b.stage][b.port];
-    return v->present ? v : NULL;
+    return v->present || v->taken_by ? v : NULL;
 }
 
 void *lmp_input(lmp_stage *st, const char *port)
 {
     lmp_value *v = input_value(st, port);
-    return v ? v->data : NULL;
+    return v && v->present ? v->data : NULL;
+}
+
+void *lmp_input_take(lmp_stage *st, const char *port)
+{
+    lmp_value *v = input_value(st, port);
+    if (!v || !v->present) return NULL;
+    v->present = 0;
+    v->taken_by = st->ps->name;
+    return v->data;
 }
 
 const char *lmp_input_digest(lmp_stage *st, const char *port)
@@ -358,10 +368,17 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
         if (lmp_store_param(rc->store, rc->run_id, ps->name, ps->values[k].spec->key, ps->values[k].text) != 0)
             return -1;
     for (int k = 0; st.def->consumes && st.def->consumes[k].name; k++) {
-        if (ps->inputs[k].stage >= 0 && !input_value(&st, st.def->consumes[k].name) &&
-            !st.def->consumes[k].optional)
+        lmp_binding b = ps->inputs[k];
+        if (b.stage < 0) continue;
+        lmp_value *v = &rc->outputs[b.stage][b.port];
+        if (v->taken_by)
+            return lmp_error("stage '%s' needs input '%s' from stage '%s', but stage '%s' took it over; "
+                             "wire '%s' to '%s' instead",
+                             ps->name, st.def->consumes[k].name, rc->p->stages[b.stage].name, v->taken_by,
+                             st.def->consumes[k].name, v->taken_by);
+        if (!v->present && !st.def->consumes[k].optional)
             return lmp_error("stage '%s' needs input '%s', which stage '%s' did not produce", ps->name,
-                             st.def->consumes[k].name, rc->p->stages[ps->inputs[k].stage].name);
+                             st.def->consumes[k].name, rc->p->stages[b.stage].name);
     }
     stage_key(&st);
     int use_cache = cacheable(st.def);

@@ -421,26 +421,41 @@ double lmp_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Optimal string alignment distance: insertions, deletions, substitutions and
+ * transpositions of neighbours ("rnu" -> "run" is one edit). */
 int lmp_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    int *row = mallocCheck((lb + 1) * sizeof *row);
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    int *prev2 = mallocCheck((lb + 1) * sizeof(int)), *prev = mallocCheck((lb + 1) * sizeof(int));
+    int *row = mallocCheck((lb + 1) * sizeof(int));
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
         row[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
+            int best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best) best = prev[j] + 1;
             if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
             row[j] = best;
-            diag = up;
         }
+        int *t = prev2;
+        prev2 = prev, prev = row, row = t;
     }
-    int d = row[lb];
-    free(row);
+    int d = prev[lb];
+    free(prev2), free(prev), free(row);
     return d;
+}
+
+int lmp_is_close(const char *typed, const char *candidate, int *distance)
+{
+    int d = lmp_edit_distance(typed, candidate);
+    size_t lt = strlen(typed), lc = strlen(candidate);
+    if (lt > 2 && lc > 2 && (strncmp(typed, candidate, lt) == 0 || strncmp(typed, candidate, lc) == 0))
+        d = d < 1 ? d : 1;
+    if (distance) *distance = d;
+    int limit = lt <= 3 ? 1 : lt <= 6 ? 2 : 3;
+    return d <= limit;
 }
 
 static uint64_t splitmix64(uint64_t *x)

@@ -482,6 +482,12 @@ START_TEST(run_flow_cache_failure)
     sqlite3_finalize(st);
     free(q);
 
+    /* a stage that takes its input over hands it on; the old slot is gone */
+    ck_assert_int_eq(run_text(s, "a source value=5\nb bump\nc sink\n", 0, &run), 0);
+    ck_assert(metric(s, run, "c", "seen") == 6.0);
+    ck_assert_int_eq(run_text(s, "a source value=5\nb bump\nc sink @in=a\n", 0, &run), 1);
+    ck_assert_str_eq(lmp_errmsg(), "stage 'c' needs input 'in' from stage 'a', but stage 'b' took it over; wire 'in' to 'b' instead");
+
     /* a stage that does not produce what it declared */
     ck_assert_int_eq(run_text(s, "x forgetful\nb sink\n", 0, &run), 1);
     ck_assert_str_eq(lmp_errmsg(), "stage 'x' (forgetful) finished without producing its output 'out'");

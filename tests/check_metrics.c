@@ -1,5 +1,5 @@
 /*
- * check_metrics.c — classification metrics against values worked out by
+ * check_metrics.c — classification metrics and log loss against values worked out by
  * hand (binary, three classes, degenerate cases where a ratio is undefined)
  * and against an independent sklearn-style implementation
  * (tests/fixtures/metrics/expected.py) on generated label arrays.
@@ -25,7 +25,7 @@ START_TEST(binary_by_hand)
     /* TP 4, TN 2, FP 1, FN 1 (the evaluate test's fixture) */
     int gold[] = {1, 1, 0, 0, 1, 1, 0, 1}, pred[] = {1, 1, 0, 1, 0, 1, 0, 1};
     lmp_cls_metrics m;
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, pred, NULL, 8, 2, &m), 0);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, pred, 8, 2), 0);
     near(m.accuracy, 0.75, "accuracy");
     near(m.mcc, 7.0 / 15.0, "mcc"); /* (4*2 - 1*1) / sqrt(5*5*3*3) */
     near(m.precision[1], 0.8, "precision 1");
@@ -43,37 +43,28 @@ START_TEST(binary_by_hand)
     ck_assert_int_eq(m.majority, 1);
     near(m.majority_frac, 5.0 / 8.0, "majority frac");
     ck_assert_int_eq(m.collapsed, 0);
-    ck_assert(isnan(m.log_loss));
-    lmp_cls_metrics_free(&m);
 
     /* perfect and perfectly wrong */
     int inv[] = {0, 0, 1, 1, 0, 0, 1, 0};
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, gold, NULL, 8, 2, &m), 0);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, gold, 8, 2), 0);
     near(m.mcc, 1, "perfect mcc");
     near(m.macro_f1, 1, "perfect f1");
-    lmp_cls_metrics_free(&m);
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, inv, NULL, 8, 2, &m), 0);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, inv, 8, 2), 0);
     near(m.mcc, -1, "inverted mcc");
     near(m.accuracy, 0, "inverted accuracy");
-    lmp_cls_metrics_free(&m);
 }
 END_TEST
 
 START_TEST(probabilities)
 {
-    int gold[] = {0, 1, 1}, pred[] = {0, 1, 0};
+    int gold[] = {0, 1, 1};
     float probs[] = {0.75f, 0.25f, 0.5f, 0.5f, 1.0f, 0.0f};
-    lmp_cls_metrics m;
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, pred, probs, 3, 2, &m), 0);
     /* -(log .75 + log .5 + log 1e-12) / 3: a certain mistake is clamped */
-    near(m.log_loss, -(log(0.75) + log(0.5) + log(1e-12)) / 3, "log loss");
-    lmp_cls_metrics_free(&m);
-    float bad[] = {0.5f, 0.5f, 1.5f, -0.5f, 1, 0};
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, pred, bad, 3, 2, &m), -1);
-    ck_assert_str_eq(lmp_errmsg(), "metrics: example 1: probability of class 0 is 1.5, not in [0, 1]");
+    near(lmp_log_loss(probs, gold, 3, 2), -(log(0.75) + log(0.5) + log(1e-12)) / 3, "log loss");
+    float bad[] = {0.5f, 0.5f, 0.5f, 1.5f, 1, 0};
+    ck_assert(isnan(lmp_log_loss(bad, gold, 3, 2)));
     float nan_p[] = {NAN, 1, 0, 1, 1, 0};
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, pred, nan_p, 3, 2, &m), -1);
-    ck_assert_str_eq(lmp_errmsg(), "metrics: example 0: probability of class 0 is nan, not in [0, 1]");
+    ck_assert(isnan(lmp_log_loss(nan_p, gold, 3, 2)));
 
     float z[] = {1, 3, 2}, p[3];
     lmp_softmax(z, p, 3);
@@ -96,7 +87,7 @@ START_TEST(three_classes_by_hand)
     /* confusion (rows gold):  [2 1 0]  [0 2 1]  [1 0 3] */
     int gold[] = {0, 0, 0, 1, 1, 1, 2, 2, 2, 2}, pred[] = {0, 0, 1, 1, 1, 2, 0, 2, 2, 2};
     lmp_cls_metrics m;
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, pred, NULL, 10, 3, &m), 0);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, pred, 10, 3), 0);
     near(m.accuracy, 0.7, "accuracy");
     /* c=7, s=10, t=(3,3,4), p=(3,3,4): (70 - 34) / (100 - 34) */
     near(m.mcc, 36.0 / 66.0, "mcc");
@@ -105,7 +96,6 @@ START_TEST(three_classes_by_hand)
     near(m.f1[2], 0.75, "f1 2");
     near(m.macro_f1, (2.0 / 3 + 2.0 / 3 + 0.75) / 3, "macro f1");
     ck_assert_int_eq(m.confusion[2 * 3 + 0], 1);
-    lmp_cls_metrics_free(&m);
 }
 END_TEST
 
@@ -114,7 +104,7 @@ START_TEST(degenerate)
     lmp_cls_metrics m;
     /* everything predicted as one class: MCC undefined -> 0, collapse flagged */
     int gold[] = {0, 1, 1, 0, 1}, ones[] = {1, 1, 1, 1, 1};
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, ones, NULL, 5, 2, &m), 0);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, ones, 5, 2), 0);
     ck_assert(m.mcc == 0.0);
     near(m.accuracy, 0.6, "accuracy");
     ck_assert(m.precision[0] == 0.0 && m.recall[0] == 0.0 && m.f1[0] == 0.0);
@@ -123,41 +113,38 @@ START_TEST(degenerate)
     ck_assert_int_eq(m.collapsed, 1);
     ck_assert_int_eq(m.majority, 1);
     near(m.majority_frac, 1, "majority frac");
-    lmp_cls_metrics_free(&m);
     /* all gold one class, predictions right: MCC still undefined -> 0 */
-    ck_assert_int_eq(lmp_cls_metrics_compute(ones, ones, NULL, 5, 2, &m), 0);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, ones, ones, 5, 2), 0);
     ck_assert(m.mcc == 0.0);
     near(m.accuracy, 1, "accuracy");
     near(m.macro_f1, 1, "macro f1 over the one class present");
-    lmp_cls_metrics_free(&m);
     /* one example */
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, gold, NULL, 1, 2, &m), 0);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, gold, 1, 2), 0);
     ck_assert(m.mcc == 0.0 && !isnan(m.mcc));
-    lmp_cls_metrics_free(&m);
     /* collapse threshold: 19 of 20 is 95%, not more */
     int g20[20] = {0}, p20[20];
     for (int i = 0; i < 20; i++) p20[i] = i == 0 ? 0 : 1;
-    ck_assert_int_eq(lmp_cls_metrics_compute(g20, p20, NULL, 20, 2, &m), 0);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, g20, p20, 20, 2), 0);
     ck_assert_int_eq(m.collapsed, 0);
-    lmp_cls_metrics_free(&m);
     int g21[21] = {0}, p21[21];
     for (int i = 0; i < 21; i++) p21[i] = 1;
     p21[0] = 0;
-    ck_assert_int_eq(lmp_cls_metrics_compute(g21, p21, NULL, 21, 2, &m), 0);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, g21, p21, 21, 2), 0);
     ck_assert_int_eq(m.collapsed, 1); /* 20/21 = 95.2% */
-    lmp_cls_metrics_free(&m);
 
     /* errors */
     int badg[] = {0, 2};
-    ck_assert_int_eq(lmp_cls_metrics_compute(badg, gold, NULL, 2, 2, &m), -1);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, badg, gold, 2, 2), -1);
     ck_assert_str_eq(lmp_errmsg(), "metrics: example 1: gold label 2 out of range [0, 2)");
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, badg, NULL, 2, 2, &m), -1);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, badg, 2, 2), -1);
     ck_assert_str_eq(lmp_errmsg(), "metrics: example 1: predicted label 2 out of range [0, 2)");
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, gold, NULL, 0, 2, &m), -1);
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, gold, 0, 2), -1);
     ck_assert_str_eq(lmp_errmsg(), "metrics: no examples");
-    ck_assert_int_eq(lmp_cls_metrics_compute(gold, gold, NULL, 2, 1, &m), -1);
-    ck_assert_str_eq(lmp_errmsg(), "metrics: need at least 2 classes, got 1");
-    lmp_cls_metrics_free(&m); /* safe after a failed compute */
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, gold, 2, 1), -1);
+    ck_assert_str_eq(lmp_errmsg(), "metrics: 1 classes, expected 2 to 32");
+    ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, gold, 2, 33), -1);
+    ck_assert_str_eq(lmp_errmsg(), "metrics: 33 classes, expected 2 to 32");
+    ck_assert_int_eq(m.k, 0); /* zeroed on error */
 }
 END_TEST
 
@@ -195,7 +182,7 @@ START_TEST(against_reference)
             gold[i] = a, pred[i] = b;
         }
         lmp_cls_metrics m;
-        ck_assert_int_eq(lmp_cls_metrics_compute(gold, pred, NULL, r->n, r->k, &m), 0);
+        ck_assert_int_eq(lmp_cls_metrics_compute(&m, gold, pred, r->n, r->k), 0);
         near(m.accuracy, r->acc, "accuracy");
         near(m.mcc, r->mcc, "mcc");
         near(m.macro_f1, r->macro_f1, "macro f1");
@@ -204,7 +191,6 @@ START_TEST(against_reference)
             near(m.recall[k], r->rec[k], "recall");
             near(m.f1[k], r->f1[k], "f1");
         }
-        lmp_cls_metrics_free(&m);
         free(gold);
         free(pred);
     }

@@ -8,8 +8,10 @@
  *              the predicted-label distribution, and a predictions TSV
  *
  * Everything that can be checked before the first forward pass is checked
- * first (split, labels, tokenization, vocabulary, lengths), so a bad wiring
- * fails at once with a message saying what to change.
+ * first (split, tokenization, labels, vocabulary: core/batch.c's checks, the
+ * same as train's), so a bad wiring fails at once with a message saying what
+ * to change.  Batching is core/batch.c's too: right-padded with the pad id,
+ * T = the longest row of the batch, rows cut to the classifier's max_len.
  */
 #include "config.h"
 
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "classifier.h"
 #include "dataset.h"
 #include "lmpipe.h"
@@ -70,27 +73,20 @@ static int check_inputs(const lmp_classifier *c, const lmp_dataset *d, const lmp
         lmp_sbuf_free(&names);
         return -1;
     }
-    if (c->num_labels != d->num_labels)
-        return lmp_error("the classifier has %d labels but dataset '%s' has %d", c->num_labels, d->name,
-                         d->num_labels);
-    if (!d->tokenized || (s->n > 0 && (!s->ids || !s->len)))
-        return lmp_error("dataset '%s' is not tokenized: put a tokenizer stage between the data and evaluate",
-                         d->name);
-    if (c->tokenizer_digest[0] && strcmp(c->tokenizer_digest, d->tokenizer_digest) != 0)
-        return lmp_error("the classifier expects ids from tokenizer %.12s, but dataset '%s' was tokenized by %.12s",
-                         c->tokenizer_digest, d->name, d->tokenizer_digest);
+    if (lmp_classifier_check_data(c, d) != 0) return -1;
+    if (d->num_labels > LMP_CLS_MAX_LABELS)
+        return lmp_error("dataset '%s' has %d labels; evaluate handles at most %d", d->name, d->num_labels,
+                         LMP_CLS_MAX_LABELS);
     if (s->n == 0) return lmp_error("split '%s' of dataset '%s' is empty", split, d->name);
-    for (int i = 0; i < s->n; i++) {
+    if (!s->ids || !s->len) return lmp_error("split '%s' of dataset '%s' has no token ids", split, d->name);
+    for (int i = 0; i < s->n; i++)
         if (s->len[i] < 1)
             return lmp_error("split '%s' example %d has no tokens (\"%.40s\")", split, i + 1, s->text[i]);
-        if (c->max_len > 0 && s->len[i] > c->max_len)
-            return lmp_error("split '%s' example %d has %d tokens, more than the classifier's max_len %d", split,
-                             i + 1, s->len[i], c->max_len);
-    }
     return 0;
 }
 
-static int log_metrics(lmp_stage *st, const char *name, const lmp_dataset *d, const lmp_cls_metrics *m)
+static int log_metrics(lmp_stage *st, const char *name, const lmp_dataset *d, const lmp_cls_metrics *m,
+                       double loss)
 {
     int rc = 0;
     char *key;
@@ -103,7 +99,7 @@ static int log_metrics(lmp_stage *st, const char *name, const lmp_dataset *d, co
     LOG(m->accuracy, "%s_acc", name);
     LOG(m->mcc, "%s_mcc", name);
     LOG(m->macro_f1, "%s_f1", name);
-    LOG(m->log_loss, "%s_loss", name);
+    LOG(loss, "%s_loss", name);
     LOG((double)m->n, "%s_n", name);
     LOG(m->collapsed, "%s_collapsed", name);
     for (int k = 0; k < m->k; k++) {
@@ -170,65 +166,51 @@ static int eval_run(lmp_stage *st)
     int batch = (int)lmp_param_int(st, "batch");
     const lmp_split *s = lmp_dataset_split((lmp_dataset *)d, split);
     if (check_inputs(c, d, s, split) != 0) return -1;
+    int K = d->num_labels, n = s->n, cut = 0;
+    for (int i = 0; i < n; i++) cut += c->max_len > 0 && s->len[i] > c->max_len;
+    if (cut)
+        lmp_warn(st, "%d of %d sentences of %s are longer than the classifier's %d tokens: cut to fit", cut, n, split,
+                 c->max_len);
 
-    int K = d->num_labels, n = s->n;
     int *pred = mallocCheck((size_t)n * sizeof *pred);
+    float *logits = mallocCheck((size_t)n * (size_t)K * sizeof *logits);
     float *probs = mallocCheck((size_t)n * (size_t)K * sizeof *probs);
-    int *ids = NULL, *len = mallocCheck((size_t)batch * sizeof *len);
-    float *logits = mallocCheck((size_t)batch * (size_t)K * sizeof *logits);
     int rc = 0;
     double t0 = lmp_now();
+    /* one batch at a time through core/batch.c, on a view of the split, for progress */
     for (int b0 = 0; b0 < n && rc == 0; b0 += batch) {
-        if (lmp_interrupted()) {
-            rc = lmp_error("interrupted after %d of %d examples", b0, n);
-            break;
-        }
-        int B = n - b0 < batch ? n - b0 : batch, T = 0;
-        for (int i = 0; i < B; i++) T = s->len[b0 + i] > T ? s->len[b0 + i] : T;
-        /* ids[B, T], right-padded */
-        ids = reallocCheck(ids, (size_t)B * (size_t)T * sizeof *ids);
-        for (int i = 0; i < B; i++) {
-            int l = s->len[b0 + i];
-            len[i] = l;
-            memcpy(ids + (size_t)i * T, s->ids[b0 + i], (size_t)l * sizeof *ids);
-            for (int t = l; t < T; t++) ids[(size_t)i * T + t] = d->pad_id;
-        }
-        if (c->forward(c, ids, len, B, T, logits, 0) != 0) {
-            rc = -1;
-            break;
-        }
-        for (int i = 0; i < B && rc == 0; i++) {
-            const float *z = logits + (size_t)i * K;
-            for (int k = 0; k < K; k++)
-                if (!isfinite(z[k])) {
-                    rc = lmp_error("the classifier gave a non-finite logit (%g) for example %d of split '%s'",
-                                   (double)z[k], b0 + i + 1, split);
-                    break;
-                }
-            if (rc) break;
-            lmp_softmax(z, probs + (size_t)(b0 + i) * K, K);
-            pred[b0 + i] = lmp_argmax(z, K);
-        }
+        int B = n - b0 < batch ? n - b0 : batch;
+        lmp_split view = *s;
+        view.n = B;
+        view.text += b0, view.label += b0, view.ids += b0, view.len += b0;
+        if (view.source) view.source += b0;
+        rc = lmp_classifier_predict(c, d, &view, batch, logits + (size_t)b0 * K);
         lmp_progress(st, split, b0 + B, n);
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        const float *z = logits + (size_t)i * K;
+        for (int k = 0; k < K && rc == 0; k++)
+            if (!isfinite(z[k]))
+                rc = lmp_error("the classifier gave a non-finite logit (%g) for example %d of split '%s'", (double)z[k],
+                               i + 1, split);
+        lmp_softmax(z, probs + (size_t)i * K, K);
+        pred[i] = lmp_argmax(z, K);
     }
     double secs = lmp_now() - t0;
     lmp_cls_metrics m;
-    if (rc == 0) rc = lmp_cls_metrics_compute(s->label, pred, probs, n, K, &m);
+    if (rc == 0) rc = lmp_cls_metrics_compute(&m, s->label, pred, n, K);
     if (rc == 0) {
-        rc = log_metrics(st, name, d, &m);
+        rc = log_metrics(st, name, d, &m, lmp_log_loss(probs, s->label, n, K));
         if (rc == 0) rc = write_predictions(st, name, d, s, pred, probs);
         lmp_info(st, "%s: accuracy %.4f, MCC %.4f, macro-F1 %.4f over %d examples (%.0f/s)", split, m.accuracy,
                  m.mcc, m.macro_f1, n, secs > 0 ? n / secs : 0.0);
         if (m.collapsed)
             lmp_warn(st, "predicts '%s' for %.1f%% of %s: the classifier has collapsed to one class",
                      d->label_names[m.majority], 100.0 * m.majority_frac, split);
-        lmp_cls_metrics_free(&m);
     }
     free(pred);
-    free(probs);
-    free(ids);
-    free(len);
     free(logits);
+    free(probs);
     return rc;
 }
 

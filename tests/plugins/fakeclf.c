@@ -67,7 +67,7 @@ static int tok_run(lmp_stage *st)
 
 typedef struct {
     int rule; /* 0 short, 1 constant, 2 nan */
-    int threshold, label;
+    int threshold, label, pad;
 } fake;
 
 static int fake_forward(lmp_classifier *c, const int *ids, const int *len, int B, int T, float *logits, int train)
@@ -78,8 +78,8 @@ static int fake_forward(lmp_classifier *c, const int *ids, const int *len, int B
     for (int b = 0; b < B; b++) {
         longest = len[b] > longest ? len[b] : longest;
         for (int t = len[b]; t < T; t++)
-            if (ids[b * T + t] != FAKE_PAD)
-                return lmp_error("fakeclf: row %d position %d is %d, not the pad id", b, t, ids[b * T + t]);
+            if (ids[b * T + t] != f->pad)
+                return lmp_error("fakeclf: row %d position %d is %d, not the pad id %d", b, t, ids[b * T + t], f->pad);
     }
     if (longest != T) return lmp_error("fakeclf: T = %d but the longest row has %d tokens", T, longest);
     for (int b = 0; b < B; b++) {
@@ -105,6 +105,7 @@ static const lmp_param clf_params[] = {
     {"num_labels", LMP_INT, "2", 2, 100, NULL, "labels the classifier has"},
     {"max_len", LMP_INT, "0", 0, 100000, NULL, "longest input (0: any)"},
     {"tokenizer", LMP_STRING, "faketok", LMP_UNBOUNDED, NULL, "faketok, '' (any), or a digest"},
+    {"pad", LMP_INT, "0", 0, 1 << 30, NULL, "the pad id padding must use (faketok's is 0)"},
     LMP_PARAM_END,
 };
 static const lmp_port clf_out[] = {{"classifier", "classifier", 0, NULL}, LMP_PORT_END};
@@ -116,6 +117,7 @@ static int clf_run(lmp_stage *st)
     f->rule = strcmp(rule, "short") == 0 ? 0 : strcmp(rule, "constant") == 0 ? 1 : 2;
     f->threshold = (int)lmp_param_int(st, "threshold");
     f->label = (int)lmp_param_int(st, "label");
+    f->pad = (int)lmp_param_int(st, "pad");
     lmp_classifier *c = callocCheck(1, sizeof *c);
     c->kind = "fake";
     c->num_labels = (int)lmp_param_int(st, "num_labels");

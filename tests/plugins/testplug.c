@@ -98,6 +98,14 @@ static int spin_run(lmp_stage *st)
     return 0;
 }
 
+/* takes its input over (like a trainer updating a model in place) */
+static int bump_run(lmp_stage *st)
+{
+    double *v = lmp_input_take(st, "in");
+    *v += 1;
+    return lmp_output(st, "out", v);
+}
+
 static const lmp_param noout_params[] = {LMP_PARAM_END};
 static int noout_run(lmp_stage *st) { return 0; }
 
@@ -149,6 +157,8 @@ static const lmp_stage_def stages[] = {
     {.name = "fail", .description = "always fails", .params = fail_params, .run = fail_run},
     {.name = "spin", .description = "logs metrics until done or interrupted", .params = spin_params,
      .run = spin_run},
+    {.name = "bump", .description = "adds one to a number it takes over", .params = sink_params,
+     .consumes = number_in, .produces = number_out, .run = bump_run},
     {.name = "forgetful", .description = "declares an output but never produces it", .params = noout_params,
      .produces = number_out, .run = noout_run},
     {.name = "trainlog", .description = "logs training curves and final metrics", .params = trainlog_params,
