@@ -14,10 +14,17 @@
 #include "param.h"
 #include "paths.h"
 #include "registry.h"
+#include "types.h"
 #include "util.h"
 
 static lmp_stage_entry *entries;
 static int n_entries, cap_entries;
+typedef struct {
+    void *handle; /* dlopen handle, NULL for built-in plugins */
+    char *file;   /* entries' `file` points here */
+} loaded_plugin;
+static loaded_plugin *plugins;
+static int n_plugins;
 static char **loaded_names; /* basenames of loaded plugin files: a later dir's copy is shadowed */
 static int n_loaded;
 static char *search_path;
@@ -25,6 +32,13 @@ static int loaded_all;
 
 void lmp_registry_reset(void)
 {
+    for (int i = 0; i < n_plugins; i++) {
+        if (plugins[i].handle) dlclose(plugins[i].handle);
+        free(plugins[i].file);
+    }
+    free(plugins);
+    plugins = NULL;
+    n_plugins = 0;
     free(entries);
     entries = NULL;
     n_entries = cap_entries = 0;
@@ -35,6 +49,7 @@ void lmp_registry_reset(void)
     free(search_path);
     search_path = NULL;
     loaded_all = 0;
+    lmp_types_reset(); /* plugin-defined types went away with their plugins */
 }
 
 static int valid_name(const char *s)
@@ -45,6 +60,13 @@ static int valid_name(const char *s)
               *s == '-' || *s == '_'))
             return 0;
     return 1;
+}
+
+static int plugin_has_type(const lmp_plugin *pl, const char *name)
+{
+    for (const lmp_type *const *t = pl->types; t && *t; t++)
+        if ((*t)->name && strcmp((*t)->name, name) == 0) return 1;
+    return 0;
 }
 
 /* A plugin bug (bad default, unknown port type) is reported once, at load. */
@@ -72,7 +94,7 @@ static int validate_stage(const lmp_stage_def *d, const lmp_plugin *pl, const ch
     const lmp_port *lists[2] = {d->consumes, d->produces};
     for (int k = 0; k < 2; k++)
         for (const lmp_port *p = lists[k]; p && p->name; p++)
-            if (!p->type || !lmp_type_find(p->type))
+            if (!p->type || !(lmp_type_find(p->type) || plugin_has_type(pl, p->type)))
                 return lmp_error("%s: stage '%s' port '%s' has unknown artifact type '%s'", file,
                                  d->name, p->name, p->type ? p->type : "(null)");
     return 0;
@@ -85,14 +107,21 @@ int lmp_registry_add(const lmp_plugin *pl, const char *file)
                          file, pl->abi_version, LMP_ABI_VERSION);
     if (!valid_name(pl->name) || !pl->version || !pl->stages)
         return lmp_error("%s: malformed plugin descriptor (name, version and stages are required)", file);
-    for (const lmp_type *const *t = pl->types; t && *t; t++)
-        if (lmp_type_register(*t) != 0) return lmp_error("%s: %s", file, lmp_errmsg());
+    /* validate everything first: a rejected plugin leaves no trace (its
+     * memory goes away with dlclose) */
+    for (const lmp_type *const *t = pl->types; t && *t; t++) {
+        const lmp_type *known = (*t)->name ? lmp_type_find((*t)->name) : NULL;
+        if (!(*t)->name || (known && known != *t))
+            return lmp_error("%s: artifact type '%s' is already registered", file, (*t)->name ? (*t)->name : "");
+    }
     for (const lmp_stage_def *d = pl->stages; d->name; d++) {
         if (validate_stage(d, pl, file) != 0) return -1;
         const lmp_stage_entry *other = lmp_registry_find(d->name);
         if (other)
             return lmp_error("%s: stage '%s' is already provided by %s", file, d->name, other->file);
     }
+    for (const lmp_type *const *t = pl->types; t && *t; t++)
+        if (lmp_type_register(*t) != 0) return lmp_error("%s: %s", file, lmp_errmsg());
     for (const lmp_stage_def *d = pl->stages; d->name; d++) {
         if (n_entries == cap_entries) {
             cap_entries = cap_entries ? 2 * cap_entries : 32;
@@ -112,8 +141,16 @@ int lmp_registry_load_file(const char *path)
         dlclose(h);
         return lmp_error("%s: not an lmpipe plugin (no '%s' symbol)", path, LMP_PLUGIN_SYMBOL);
     }
-    /* the handle stays open for the life of the process: stages point into it */
-    return lmp_registry_add(pl, strdupCheck(path));
+    /* the handle stays open until lmp_registry_reset: stages point into it */
+    char *file = strdupCheck(path);
+    if (lmp_registry_add(pl, file) != 0) {
+        free(file);
+        dlclose(h);
+        return -1;
+    }
+    plugins = reallocCheck(plugins, (size_t)(n_plugins + 1) * sizeof *plugins);
+    plugins[n_plugins++] = (loaded_plugin){h, file};
+    return 0;
 }
 
 static int already_loaded(const char *base)

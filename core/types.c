@@ -65,9 +65,16 @@ const lmp_type lmp_type_text = {"text", "a UTF-8 string", text_free, text_save, 
 static const lmp_type *const builtin[] = {&lmp_type_text, &lmp_type_tokenizer, &lmp_type_dataset,
                                           &lmp_type_classifier, NULL};
 
+static int done;
+
+void lmp_types_reset(void)
+{
+    n_types = 0;
+    done = 0;
+}
+
 void lmp_types_init(void)
 {
-    static int done;
     if (done) return;
     done = 1;
     for (int i = 0; builtin[i]; i++) lmp_type_register(builtin[i]);

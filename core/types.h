@@ -10,6 +10,8 @@
 extern const lmp_type lmp_type_text; /* char * */
 
 void lmp_types_init(void);
+/* Back to the built-in types only (the registry calls it when it unloads plugins). */
+void lmp_types_reset(void);
 int lmp_type_count(void);
 const lmp_type *lmp_type_at(int i);
 

@@ -56,11 +56,14 @@ START_TEST(atomic_write_and_read)
     ck_assert_ptr_nonnull(strstr(lmp_errmsg(), "too large"));
     char *missing = lmp_strfmt("%s/nope", dir);
     ck_assert_int_eq(lmp_read_file(missing, 0, &data, &len), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: No such file or directory", missing));
+    char *want = lmp_strfmt("%s: No such file or directory", missing);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want);
     ck_assert_int_eq(lmp_mkdirs(path), -1);
     ck_assert_ptr_nonnull(strstr(lmp_errmsg(), "not a directory"));
     char *cmd = lmp_strfmt("rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
+    free(cmd), free(missing), free(path), free(sub);
 }
 END_TEST
 
