@@ -39,7 +39,7 @@ extern "C" {
 /* GPT-2 token + position embedding.
  * out[B,T,C] = wte[inp[b,t]] + wpe[t].  inp[B,T] ids must lie in [0,V) and
  * T <= maxT (the caller sizes wpe); a bad id returns -1 ("token id 50257 at
- * position 3 out of range [0, 50257)") with out untouched. */
+ * [0,3] out of range [0, 50257)", [b,t]) with out untouched. */
 int encoder_forward(float *out, const int *inp, const float *wte, const float *wpe,
                     int B, int T, int C, int V);
 /* dwte[V,C] += scatter of dout[B,T,C] by inp; dwpe[maxT,C] += sum over b.
@@ -74,7 +74,9 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
                     int N, int C, int OC);
 /* dinp[N,C]    += dout[N,OC] @ weight^T
  * dweight[C,OC] += inp^T @ dout
- * dbias[OC]    += column sums of dout          (each may be NULL). */
+ * dbias[OC]    += column sums of dout          (each may be NULL).
+ * inp is read only for dweight and weight only for dinp, so a frozen layer
+ * (dweight == NULL) costs one sgemm, not two. */
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int C, int OC);
 

@@ -26,13 +26,16 @@ extern "C" {
  *   p -= lr * weight_decay * p                         (decoupled decay)
  *   m = beta1 m + (1-beta1) g,   v = beta2 v + (1-beta2) g^2
  *   p -= lr * (m / (1-beta1^t)) / (sqrt(v / (1-beta2^t)) + eps)
- * t is the 1-based step number.  params, grads, m, v: [n]. */
+ * t is the 1-based step number.  params, grads, m, v: [n].
+ * The hyperparameters are double so that 1 - beta2 etc. are formed as torch
+ * forms them (0.999f would make 1 - beta2 off by 1.3e-5 relative); the
+ * per-element arithmetic is float. */
 void adamw_update(float *params, const float *grads, float *m, float *v, size_t n,
-                  float lr, float beta1, float beta2, float eps, float weight_decay, int t);
+                  double lr, double beta1, double beta2, double eps, double weight_decay, int t);
 /* Adam with classic L2 regularisation (torch.optim.Adam's weight_decay):
  * g' = g + weight_decay * p, then the Adam update above without the decoupled term. */
 void adam_update(float *params, const float *grads, float *m, float *v, size_t n,
-                 float lr, float beta1, float beta2, float eps, float weight_decay, int t);
+                 double lr, double beta1, double beta2, double eps, double weight_decay, int t);
 
 /* Global L2 norm over `count` gradient tensors grads[i][ns[i]] (NULL entries
  * are skipped), accumulated in double.  If max_norm > 0 and the norm exceeds
@@ -84,6 +87,7 @@ typedef struct {
     size_t n_trainable;              /* elements in trainable tensors */
     float *grad_mem, *m_mem, *v_mem; /* one contiguous block each, owned */
     int step;                        /* optimizer steps taken so far (AdamW's t - 1) */
+    int allocated;                   /* lmp_params_alloc_grads has run */
 } lmp_params_group;
 
 void lmp_params_init(lmp_params_group *g);
@@ -102,8 +106,8 @@ size_t lmp_params_numel(const lmp_params_group *g, int trainable_only);
 float lmp_params_clip_grad_norm(lmp_params_group *g, float max_norm);
 /* One AdamW step on every trainable tensor (weight decay skipped for
  * LMP_PARAM_NO_DECAY ones); increments g->step. */
-void lmp_params_adamw_step(lmp_params_group *g, float lr, float beta1, float beta2, float eps,
-                           float weight_decay);
+void lmp_params_adamw_step(lmp_params_group *g, double lr, double beta1, double beta2,
+                           double eps, double weight_decay);
 void lmp_params_free(lmp_params_group *g);
 
 /* Optimizer state (step, and m, v of each trainable tensor by name) for
