@@ -1,0 +1,30 @@
+/*
+ * gpt2_priv.h — what gpt2.c, gpt2_load.c and gpt2_generate.c share but the
+ * public API does not show: where a model's parameters live and the helpers
+ * that build an empty model for a config.
+ */
+#ifndef LMP_GPT2_PRIV_H
+#define LMP_GPT2_PRIV_H
+
+#include "gpt2.h"
+#include "safetensors.h"
+
+struct lmp_gpt2_storage {
+    lmp_st *st;            /* safetensors file the parameters point into, or NULL */
+    void *map;             /* llm.c checkpoint mapping, or NULL */
+    size_t map_len;
+    void **owned;          /* buffers allocated for parameters (copies, conversions) */
+    int n_owned;
+    int all_owned;         /* every parameter lives in owned memory */
+    float *lm_scratch;     /* [LM_CHUNK, V] for the chunked LM head */
+};
+
+/* Rows of the LM head computed at once by lmhead_xent_forward. */
+#define GPT2_LM_CHUNK 32
+
+/* A model for config c with names and shapes filled in, parameter pointers NULL. */
+lmp_gpt2 *gpt2_new_shell(const lmp_gpt2_config *c, const char *source);
+/* n floats of zeroed memory owned (and freed) by the model. */
+float *gpt2_own(lmp_gpt2 *m, size_t n);
+
+#endif
