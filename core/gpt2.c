@@ -18,16 +18,13 @@
 
 void gpt2_linear_forward(const lmp_gpt2_linear *l, float *out, const float *inp, int N)
 {
-    matmul_forward(out, inp, l->weight, l->bias, N, l->in, l->out);
-    for (lmp_gpt2_adapter *a = l->adapters; a; a = a->next) a->forward(a, l, out, inp, N);
+    lmp_linear_forward(l, out, inp, N);
 }
 
 void gpt2_linear_backward(const lmp_gpt2_linear *l, float *dinp, float *dweight, float *dbias,
                           const float *dout, const float *inp, int N)
 {
-    matmul_backward(dinp, dweight, dbias, dout, inp, l->weight, N, l->in, l->out);
-    for (lmp_gpt2_adapter *a = l->adapters; a; a = a->next)
-        if (a->backward) a->backward(a, l, dinp, dout, inp, N);
+    lmp_linear_backward(l, dinp, dweight, dbias, dout, inp, N);
 }
 
 /* ------------------------------------------------------------ config and shell */

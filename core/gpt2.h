@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adapter.h"
 #include "util.h"
 
 #ifdef __cplusplus
@@ -37,34 +38,13 @@ typedef struct {
 
 /* ------------------------------------------------------------ linear layers */
 
-typedef struct lmp_gpt2_linear lmp_gpt2_linear;
+/* The linear layers and their adapter hooks are core/adapter.h's; these names
+ * remain for the GPT-2 code. */
+typedef lmp_linear lmp_gpt2_linear;
+typedef lmp_adapter lmp_gpt2_adapter;
 
-/* Something added onto a linear layer's output (LoRA).  The adapter keeps
- * whatever it needs for backward itself.  Adapters form a list per layer and
- * are owned by whoever attached them. */
-typedef struct lmp_gpt2_adapter {
-    struct lmp_gpt2_adapter *next;
-    void *ctx;
-    /* out[N,out] += adapter(inp[N,in]); called after the base matmul. */
-    void (*forward)(struct lmp_gpt2_adapter *a, const lmp_gpt2_linear *layer, float *out,
-                    const float *inp, int N);
-    /* dinp[N,in] (may be NULL) and the adapter's own gradients += ... */
-    void (*backward)(struct lmp_gpt2_adapter *a, const lmp_gpt2_linear *layer, float *dinp,
-                     const float *dout, const float *inp, int N);
-} lmp_gpt2_adapter;
-
-struct lmp_gpt2_linear {
-    char name[32];     /* "h.3.attn.c_attn" (HF GPT2Model module name) */
-    int in, out;
-    float *weight;     /* [in, out] */
-    float *bias;       /* [out] */
-    lmp_gpt2_adapter *adapters; /* NULL: plain linear */
-};
-
-/* out[N,out] = inp[N,in] @ weight + bias, then every attached adapter. */
+/* lmp_linear_forward / lmp_linear_backward (adapter.h). */
 void gpt2_linear_forward(const lmp_gpt2_linear *l, float *out, const float *inp, int N);
-/* dinp[N,in], dweight[in,out], dbias[out] += ... (each may be NULL), then the
- * adapters' backward in the same order. */
 void gpt2_linear_backward(const lmp_gpt2_linear *l, float *dinp, float *dweight, float *dbias,
                           const float *dout, const float *inp, int N);
 

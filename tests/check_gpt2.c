@@ -497,6 +497,7 @@ static void plus_one(lmp_gpt2_adapter *a, const lmp_gpt2_linear *l, float *out, 
     hook_calls++;
     for (long i = 0; i < (long)N * l->out; i++) out[i] += *(float *)a->ctx;
 }
+static const lmp_adapter_ops plus_one_ops = { .kind = "plus", .forward = plus_one };
 
 START_TEST(adapters_hook_every_linear)
 {
@@ -504,7 +505,7 @@ START_TEST(adapters_hook_every_linear)
     float zero = 0, one = 1;
     lmp_gpt2_adapter ad[8];
     for (int i = 0; i < m->n_linears; i++) {
-        ad[i] = (lmp_gpt2_adapter){ .ctx = &zero, .forward = plus_one };
+        ad[i] = (lmp_gpt2_adapter){ .ops = &plus_one_ops, .ctx = &zero };
         m->linears[i].adapters = &ad[i];
     }
     ck_assert_str_eq(m->linears[5].name, "h.1.attn.c_proj");
