@@ -105,7 +105,9 @@ void lmp_gpt2_free(lmp_gpt2 *m)
         free(s->lm_scratch);
         free(s);
     }
+    gpt2_train_free(m->train);
     free(m->acts.memory);
+    free(m->acts.inputs);
     free(m->h);
     free(m->linears);
     free(m->source);
@@ -168,6 +170,8 @@ static void acts_prepare(lmp_gpt2 *m, int B, int T, int layers)
     lmp_gpt2_acts *a = &m->acts;
     if (a->memory && a->B == B && a->T == T && a->layers == layers) return;
     free(a->memory);
+    free(a->inputs);
+    a->inputs = mallocCheck((size_t)B * T * sizeof(int));
     size_t C = (size_t)m->config.n_embd, NH = (size_t)m->config.n_head, Lk = (size_t)layers;
     size_t BT = (size_t)B * T;
     float **ptrs[] = { &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
@@ -204,7 +208,9 @@ int lmp_gpt2_forward(lmp_gpt2 *m, const int *inputs, const int *mask, int B, int
     int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
     acts_prepare(m, B, T, for_backward ? L : 1);
     lmp_gpt2_acts *a = &m->acts;
+    a->for_backward = 0;
     if (encoder_forward(a->encoded, inputs, m->wte, m->wpe, B, T, C, V) != 0) return -1;
+    memcpy(a->inputs, inputs, (size_t)B * T * sizeof(int));
     size_t BT = (size_t)B * T, BTC = BT * C;
     const float *residual = a->encoded;
     for (int l = 0; l < L; l++) {
@@ -232,6 +238,7 @@ int lmp_gpt2_forward(lmp_gpt2 *m, const int *inputs, const int *mask, int B, int
         residual = residual3;
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, m->ln_f_w, m->ln_f_b, (int)BT, C);
+    a->for_backward = for_backward != 0;
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "adapter.h"
+#include "optim.h"
 #include "util.h"
 
 #ifdef __cplusplus
@@ -82,6 +83,8 @@ typedef struct {
     float *lnf_mean, *lnf_rstd; /* [B,T] */
     float *memory;    /* the one allocation */
     size_t floats;
+    int *inputs;      /* [B,T] copy of the token ids, for the embedding backward */
+    int for_backward; /* the last forward kept every layer (backward may run) */
 } lmp_gpt2_acts;
 
 typedef struct lmp_gpt2 {
@@ -95,6 +98,7 @@ typedef struct lmp_gpt2 {
     char *source;              /* what it was loaded from */
     lmp_gpt2_acts acts;        /* of the last lmp_gpt2_forward */
     struct lmp_gpt2_storage *storage; /* private: mappings and owned memory */
+    struct lmp_gpt2_train *train;     /* private: bound gradients, backward buffers */
 } lmp_gpt2;
 
 /* Load a model from a Hugging Face folder (config.json + model.safetensors),
@@ -147,6 +151,81 @@ typedef struct {
  * reaches it, so it sees at least n_ctx - stride tokens of context (all of
  * them near the start).  stride must be in [1, n_ctx]. */
 int lmp_gpt2_perplexity(lmp_gpt2 *m, const int *ids, long n, int stride, lmp_gpt2_ppl *out);
+
+/* ------------------------------------------------------------ training
+ * (core/gpt2_params.c, core/gpt2_backward.c)
+ *
+ * Parameters are registered in an lmp_params_group (optim.h) under Hugging
+ * Face GPT2Model names: "wte.weight", "wpe.weight", "h.0.ln_1.weight",
+ * "h.0.ln_1.bias", "h.0.attn.c_attn.weight", "h.0.attn.c_attn.bias",
+ * "h.0.attn.c_proj.*", "h.0.ln_2.*", "h.0.mlp.c_fc.*", "h.0.mlp.c_proj.*",
+ * ..., "ln_f.weight", "ln_f.bias" (the names lmp_gpt2_save writes).
+ *
+ * A training step:
+ *
+ *     lmp_gpt2_own_params(m);                       // loaded models are read-only
+ *     lmp_params_group g; lmp_params_init(&g);
+ *     lmp_gpt2_params_add(m, &g, NULL, NULL);        // or a flags callback: freeze some
+ *     ... add adapter / head tensors to g ...
+ *     lmp_params_alloc_grads(&g);
+ *     lmp_gpt2_bind_grads(m, &g);
+ *     for each step:
+ *         lmp_params_zero_grads(&g);
+ *         lmp_gpt2_forward(m, inputs, mask, B, T, 1);       // keep activations
+ *         lmp_gpt2_backward_lm(m, targets, &loss, NULL);     // causal LM
+ *           or: compute dlnf[B,T,C] from m->acts.lnf with your head, then
+ *               lmp_gpt2_backward_from_hidden(m, dlnf);      // e.g. classification
+ *         lmp_params_clip_grad_norm(&g, 1.0f);
+ *         lmp_params_adamw_step(&g, lr, 0.9, 0.999, 1e-8, wd);
+ *
+ * Padding: a mask given to the forward reaches the backward through the
+ * saved attention probabilities (padded keys have probability 0, so they get
+ * no gradient); give padded positions target -1 / zero dlnf.  Backward
+ * accumulates into the gradients; several forward/backward pairs before one
+ * optimizer step accumulate micro-batches (scale by 1/K afterwards).
+ */
+
+/* Copy every parameter into one block of memory the model owns (a loaded
+ * safetensors checkpoint is a read-only mapping), so an optimizer may update
+ * it.  No-op for a model that owns its parameters already.  Returns 0. */
+int lmp_gpt2_own_params(lmp_gpt2 *m);
+
+/* Optimizer flags of one tensor: called with its name and the default
+ * (LMP_PARAM_TRAIN, plus LMP_PARAM_NO_DECAY for vectors: biases and
+ * LayerNorm parameters); return LMP_PARAM_FROZEN (0) to freeze it. */
+typedef int (*lmp_gpt2_flags_fn)(void *user, const char *name, int default_flags);
+
+/* Register every tensor of m in g with the flags fn gives (fn NULL: all
+ * trainable with the default flags).  Frozen tensors get no gradient memory.
+ * Error if a trainable tensor's memory is read-only (see lmp_gpt2_own_params)
+ * or a name is already in g.  Other tensors (adapters, heads) may be added to
+ * g before lmp_params_alloc_grads. */
+int lmp_gpt2_params_add(lmp_gpt2 *m, lmp_params_group *g, lmp_gpt2_flags_fn fn, void *user);
+
+/* After lmp_params_alloc_grads(g): the backward passes below accumulate into
+ * g's gradient buffers, found by name; a tensor that is frozen or not in g
+ * gets none and its dweight work is skipped.  Errors: g not allocated, or a
+ * tensor of that name that is not this model's.  Call again after changing g. */
+int lmp_gpt2_bind_grads(lmp_gpt2 *m, lmp_params_group *g);
+
+/* Causal-LM loss and backward for the last lmp_gpt2_forward(..., for_backward
+ * = 1) over (B, T): targets[B,T] in [0,V) or -1 (ignored); *loss (may be NULL)
+ * receives the mean over scored targets, losses[B,T] (may be NULL) the
+ * per-token values.  Adds d(mean loss) to the bound gradients (the tied LM
+ * head's share of wte's included).  A NaN loss from non-finite weights is
+ * returned, not an error; a target out of range is an error and nothing is
+ * written. */
+int lmp_gpt2_backward_lm(lmp_gpt2 *m, const int *targets, float *loss, float *losses);
+
+/* Backward from d(loss)/d(final LayerNorm output) dlnf[B,T,C] (same layout as
+ * m->acts.lnf) of the last forward with for_backward = 1, for heads other
+ * than the LM head (sequence classification on the last real token: dlnf is
+ * zero except at those rows). */
+int lmp_gpt2_backward_from_hidden(lmp_gpt2 *m, const float *dlnf);
+
+/* Copy all weights of src into dst (same config; dst must own its
+ * parameters).  For resuming training from a checkpoint into a live model. */
+int lmp_gpt2_copy_params(lmp_gpt2 *dst, lmp_gpt2 *src);
 
 /* ------------------------------------------------------------ generation */
 

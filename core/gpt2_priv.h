@@ -26,5 +26,20 @@ struct lmp_gpt2_storage {
 lmp_gpt2 *gpt2_new_shell(const lmp_gpt2_config *c, const char *source);
 /* n floats of zeroed memory owned (and freed) by the model. */
 float *gpt2_own(lmp_gpt2 *m, size_t n);
+/* Frees what lmp_gpt2_bind_grads allocated (gpt2_backward.c); NULL is fine. */
+void gpt2_train_free(struct lmp_gpt2_train *t);
+
+/* One parameter tensor of a model: its HF GPT2Model name, where the model
+ * keeps its pointer, element count and shape (d1 == 0 for a vector). */
+typedef struct {
+    char name[64];
+    float **slot;
+    size_t n;
+    int d0, d1;
+} gpt2_tensor;
+/* Every tensor of m in a fixed order (wte, wpe, per block ln_1, attn.c_attn,
+ * attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj (weight then bias), ln_f) into a
+ * malloc'd array; *n receives the count (4 + 12 * n_layer). */
+gpt2_tensor *gpt2_tensors(lmp_gpt2 *m, int *n);
 
 #endif
