@@ -191,13 +191,15 @@ static void count_fwd(lmp_gpt2_adapter *a, const lmp_gpt2_linear *l, float *out,
     (void)a, (void)l, (void)out, (void)inp, (void)N;
     calls_fwd++;
 }
-static void count_bwd(lmp_gpt2_adapter *a, const lmp_gpt2_linear *l, float *dinp, const float *dout,
-                      const float *inp, int N)
+static const float *count_bwd(lmp_gpt2_adapter *a, const lmp_gpt2_linear *l, float *dinp,
+                             const float *dout, const float *inp, int N)
 {
-    (void)l, (void)dinp, (void)dout, (void)inp, (void)N;
+    (void)l, (void)dinp, (void)inp, (void)N;
     calls_bwd++;
     *(int *)a->ctx += 1;
+    return dout;
 }
+static const lmp_adapter_ops count_ops = { .kind = "count", .forward = count_fwd, .backward = count_bwd };
 
 START_TEST(frozen_tensors_and_adapters)
 {
@@ -218,7 +220,7 @@ START_TEST(frozen_tensors_and_adapters)
     int hits[8] = { 0 };
     lmp_gpt2_adapter ad[8];
     for (int i = 0; i < m->n_linears; i++) {
-        ad[i] = (lmp_gpt2_adapter){ .ctx = &hits[i], .forward = count_fwd, .backward = count_bwd };
+        ad[i] = (lmp_gpt2_adapter){ .ops = &count_ops, .ctx = &hits[i] };
         m->linears[i].adapters = &ad[i];
     }
     lmp_params_zero_grads(&g);
