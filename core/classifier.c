@@ -1,0 +1,87 @@
+/*
+ * classifier.c — the "classifier" artifact type: free, save and load any
+ * classifier (core/classifier.h), loading by the kind its folder names.
+ */
+#include "config.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classifier.h"
+#include "gpt2_classifier.h"
+#include "util.h"
+
+#define MAX_KINDS 16
+static struct {
+    const char *kind;
+    lmp_classifier_loader load;
+} kinds[MAX_KINDS] = { { "gpt2", lmp_gpt2_classifier_load } };
+static int n_kinds = 1;
+
+int lmp_classifier_kind_register(const char *kind, lmp_classifier_loader load)
+{
+    for (int i = 0; i < n_kinds; i++)
+        if (strcmp(kinds[i].kind, kind) == 0) {
+            if (kinds[i].load == load) return 0;
+            return lmp_error("classifier kind '%s' is already registered", kind);
+        }
+    if (n_kinds == MAX_KINDS) return lmp_error("too many classifier kinds");
+    kinds[n_kinds].kind = kind;
+    kinds[n_kinds++].load = load;
+    return 0;
+}
+
+int lmp_classifier_load(const char *dir, lmp_classifier **out)
+{
+    *out = NULL;
+    char *path = lmp_strfmt("%s/classifier.json", dir), *text = NULL;
+    size_t len;
+    int rc = -1;
+    json_t *root = NULL;
+    if (lmp_read_file(path, 1 << 20, &text, &len) != 0) goto done;
+    json_error_t jerr;
+    if (!(root = json_loadb(text, len, 0, &jerr))) {
+        lmp_error("%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
+        goto done;
+    }
+    const char *kind = json_string_value(json_object_get(root, "kind"));
+    if (!kind) {
+        lmp_error("%s: no \"kind\" string", path);
+        goto done;
+    }
+    for (int i = 0; i < n_kinds; i++)
+        if (strcmp(kinds[i].kind, kind) == 0) {
+            rc = kinds[i].load(dir, out);
+            goto done;
+        }
+    lmp_error("%s: unknown classifier kind \"%s\" (is its plugin loaded?)", path, kind);
+done:
+    json_decref(root);
+    free(text);
+    free(path);
+    return rc;
+}
+
+static void cls_free(void *v)
+{
+    lmp_classifier *c = v;
+    if (c) c->destroy(c);
+}
+
+static int cls_save(const void *v, const char *path)
+{
+    const lmp_classifier *c = v;
+    return c->save(c, path);
+}
+
+static int cls_load(const char *path, void **v)
+{
+    lmp_classifier *c;
+    if (lmp_classifier_load(path, &c) != 0) return -1;
+    *v = c;
+    return 0;
+}
+
+const lmp_type lmp_type_classifier = { "classifier", "a sequence classifier (core/classifier.h)", cls_free,
+                                       cls_save, cls_load };
