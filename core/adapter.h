@@ -35,7 +35,7 @@
  *     }
  *     static int ia3_params(lmp_adapter *a, lmp_params_group *g) {
  *         ia3 *x = a->ctx;
- *         char *name = lmp_strfmt("%s%s.ia3_l", a->host->prefix, a->layer->name);
+ *         char *name = lmp_strfmt("%s.ia3_l", a->layer->name);
  *         int rc = lmp_params_add(g, name, x->s, a->layer->out, LMP_PARAM_TRAIN);
  *         x->g = g, x->g_idx = g->count - 1;
  *         free(name);
@@ -68,8 +68,8 @@
  *    output stream the adapter received: dout itself for additive kinds
  *    (LoRA), or a buffer of the adapter's own (not a scratch buffer: the
  *    adapters before it may use those).
- *  - params: lmp_params_add the adapter's tensors (names should follow HF
- *    PEFT's module names: h->prefix + layer name + ".lora_A.weight") and
+ *  - params: lmp_params_add the adapter's tensors, named like the model's
+ *    own: layer name + "." + tensor ("h.0.attn.c_attn.lora_A.weight"), and
  *    remember the index the group gave them (g->count - 1 after each add).
  *  - merge (optional): fold the adapter into l->weight / l->bias, which the
  *    host has made writable; the adapter is detached afterwards.
@@ -123,6 +123,8 @@ struct lmp_linear {
 struct lmp_adapter_host {
     const char *model;   /* model kind, for messages ("gpt2") */
     const char *prefix;  /* prepended to layer names to form HF module names ("transformer.") */
+    int freeze_base;     /* set by adapter stages: the model registers its own weights frozen
+                          * (task heads stay trainable) when it next builds its group */
     lmp_linear *linears;
     int n_linears;
     void *model_ctx;

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
+#include "cli_tokenize.h"
 #include "util.h"
 
 typedef struct {
@@ -27,6 +29,8 @@ static const command commands[] = {
     {"sql", lmp_cli_sql, "run a read-only SQL query against the store"},
     {"plugins", lmp_cli_plugins, "list the plugins and the stages they provide"},
     {"inspect", lmp_cli_inspect, "describe a stage: parameters, inputs, outputs"},
+    {"tokenize", lmp_cli_tokenize, "print the GPT-2 BPE token ids of a text"},
+    {"detokenize", lmp_cli_detokenize, "turn token ids back into text"},
     {NULL, NULL, NULL},
 };
 
@@ -49,6 +53,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    lmp_blas_select_kernels(argv);
     /* Pull the global options out wherever they are, so every command sees the rest. */
     int n = 1;
     for (int i = 1; i < argc; i++) {
@@ -84,7 +89,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("lmpipe %s\n", PACKAGE_VERSION);
+        printf("lmpipe %s (OpenBLAS kernels: %s)\n", PACKAGE_VERSION, lmp_blas_corename());
         return 0;
     }
     for (const command *c = commands; c->name; c++)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "param.h"
+#include "paths.h"
 #include "registry.h"
 #include "util.h"
 
@@ -158,18 +159,6 @@ static int load_dir(const char *dir, int must_exist)
     return rc;
 }
 
-/* Whether this process is the lmpipe binary of the build tree it was built in. */
-static int running_from_build_tree(void)
-{
-    char exe[PATH_MAX], top[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return 0;
-    exe[n] = 0;
-    if (!realpath(LMP_BUILD_PLUGINDIR "/..", top)) return 0;
-    size_t l = strlen(top);
-    return strncmp(exe, top, l) == 0 && exe[l] == '/';
-}
-
 static void append_path(const char *dir)
 {
     char *old = search_path;
@@ -197,7 +186,7 @@ int lmp_registry_load(const char *cli_path)
     if (cli_path && *cli_path && load_list(cli_path) != 0) return -1;
     const char *env = getenv("LMPIPE_PLUGIN_PATH");
     if (env && *env && load_list(env) != 0) return -1;
-    if (running_from_build_tree()) {
+    if (lmp_running_from_build_tree()) {
         append_path(LMP_BUILD_PLUGINDIR "/.libs");
         if (load_dir(LMP_BUILD_PLUGINDIR "/.libs", 0) != 0) return -1;
     }

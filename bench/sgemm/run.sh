@@ -2,7 +2,9 @@
 # bench/sgemm/run.sh — build sgemm_bench against OpenBLAS and print the
 # GFLOP/s table for 1 and 2 threads (median of 5), once with the kernel
 # OpenBLAS picks by itself and once with OPENBLAS_CORETYPE forced to the
-# best one the CPU's flags allow.  Usage: run.sh [reps]
+# best one the CPU's flags allow; the peer, torch.mm at the same shapes
+# (torch_peer.py), runs under the same settings when /usr/bin/python3 has
+# torch.  Usage: run.sh [reps]
 #
 # Why both: OpenBLAS 0.3.21 does not know newer Xeons (e.g. family 6 model
 # 207) and falls back to its generic "Prescott" (SSE3) kernels, 5-9x slower
@@ -29,6 +31,9 @@ for ct in default $best; do
     echo "## OPENBLAS_CORETYPE=${ct} -> kernel: $(corename "${env[@]}")"
     for t in 1 2; do
         "${env[@]}" OPENBLAS_NUM_THREADS=$t "$out" "${1:-5}"
+        if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+            "${env[@]}" OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t /usr/bin/python3 "$here/torch_peer.py" $t "${1:-5}"
+        fi
         echo
     done
 done
