@@ -17,6 +17,14 @@
 
 #define TOL 1e-4f
 
+/* the last error message must be exactly the formatted text */
+#define ERRMSG_EQ(...)                          \
+    do {                                        \
+        char *want_ = lmp_strfmt(__VA_ARGS__);  \
+        ck_assert_str_eq(lmp_errmsg(), want_);  \
+        free(want_);                            \
+    } while (0)
+
 static char tmpdir[] = "/tmp/lmp_gpt2XXXXXX";
 static lmp_st *expst;
 
@@ -131,10 +139,10 @@ START_TEST(logits_at_positions_and_loss)
     ck_assert_float_eq(losses[63], 0);
     /* errors */
     ck_assert_int_eq(lmp_gpt2_logits(m, ids, 1, 64, (int[]){ 64 }, 1, out), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: logits position 64 out of range [0, 64)", m->source));
+    ERRMSG_EQ("%s: logits position 64 out of range [0, 64)", m->source);
     int *big = callocCheck(65, sizeof(int));
     ck_assert_int_eq(lmp_gpt2_logits(m, big, 1, 65, NULL, 0, out), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: sequence of 65 tokens exceeds the context of 64", m->source));
+    ERRMSG_EQ("%s: sequence of 65 tokens exceeds the context of 64", m->source);
     big[3] = 101;
     ck_assert_int_eq(lmp_gpt2_logits(m, big, 1, 8, NULL, 0, out), -1);
     ck_assert_str_eq(lmp_errmsg(), "token id 101 at [0,3] out of range [0, 101)");
@@ -389,15 +397,15 @@ START_TEST(generate_errors)
     lmp_gpt2_gen_opts o;
     lmp_gpt2_gen_opts_default(&o);
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: prompt 0 has 65 tokens; it must have 1 to 64 (the context)", m->source));
+    ERRMSG_EQ("%s: prompt 0 has 65 tokens; it must have 1 to 64 (the context)", m->source);
     n = 3;
     p[2] = 101;
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: prompt 0: token id 101 at position 2 out of range [0, 101)", m->source));
+    ERRMSG_EQ("%s: prompt 0: token id 101 at position 2 out of range [0, 101)", m->source);
     p[2] = 1;
     o.top_p = 0;
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: top_p 0 must be in (0, 1]", m->source));
+    ERRMSG_EQ("%s: top_p 0 must be in (0, 1]", m->source);
     lmp_gpt2_free(m);
 }
 END_TEST
@@ -428,7 +436,7 @@ START_TEST(perplexity_matches_reference)
         ck_assert_int_eq(lmp_gpt2_perplexity(m, ids, (long)n, 32, &r1), 0);
         ck_assert_double_eq(r0.nll, r1.nll);
         ck_assert_int_eq(lmp_gpt2_perplexity(m, ids, (long)n, 65, &r0), -1);
-        ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: perplexity stride 65 exceeds the context of 64 (tokens would be skipped)", m->source));
+        ERRMSG_EQ("%s: perplexity stride 65 exceeds the context of 64 (tokens would be skipped)", m->source);
         ck_assert_int_eq(lmp_gpt2_perplexity(m, ids, 1, 0, &r0), -1);
         lmp_gpt2_free(m);
     }
@@ -587,7 +595,7 @@ START_TEST(bad_checkpoints)
     d = variant("extra", "", 0, 0, "transformer.h.2.ln_1.weight", junk, (int64_t[]){ 1, 32 });
     msg = lmp_strfmt("%s/model.safetensors: tensor \"transformer.h.2.ln_1.weight\" present but the config has n_layer 2", d);
     expect_load_error(d, msg);
-    free(junk);
+    free(junk), free(msg);
     /* config problems */
     char *cfg = lmp_strfmt("%s/config.json", d);
     const char *bad[][2] = {
