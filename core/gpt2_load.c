@@ -270,13 +270,21 @@ static void transpose_into(float *dst, const float *src, int out, int in)
                     dst[(size_t)i * out + o] = src[(size_t)o * in + i];
 }
 
-/* Drop the mapped pages of [p, p+bytes) that are no longer needed. */
-static void release_pages(const void *p, size_t bytes)
+static int pread_full(int fd, void *buf, size_t n, off_t at)
 {
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
-    uintptr_t e = ((uintptr_t)p + bytes) & ~((uintptr_t)pg - 1);
-    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, at);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r == 0) errno = EIO;
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+        at += r;
+    }
+    return 0;
 }
 
 static int load_llmc(const char *path, lmp_gpt2 **out)
@@ -334,26 +342,41 @@ static int load_llmc(const char *path, lmp_gpt2 **out)
     float *apw = qkvb + L * 3 * C, *apb = apw + L * C * C, *ln2w = apb + L * C, *ln2b = ln2w + L * C;
     float *fcw = ln2b + L * C, *fcb = fcw + L * 4 * C * C, *fpw = fcb + L * 4 * C;
     float *fpb = fpw + L * 4 * C * C, *lnfw = fpb + L * C, *lnfb = lnfw + C;
-    float *tw = gpt2_own(m, L * 12 * C * C); /* the transposed matrices */
+    /* The [out, in] matrices are read with pread into a scratch buffer and
+     * transposed into owned memory, so their mapped pages are never touched
+     * (peak RSS stays near the weight bytes). */
+    float *tw = gpt2_own(m, L * 12 * C * C);
     const float *srcw[4] = { qkvw, apw, fcw, fpw };
     float *bias[4] = { qkvb, apb, fcb, fpb };
-    for (size_t l = 0; l < L; l++) {
+    float *scratch = mallocCheck(4 * C * C * sizeof(float));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) rc = lmp_error("%s: %s", path, strerror(errno));
+    for (size_t l = 0; l < L && !rc; l++) {
         lmp_gpt2_block *b = &m->h[l];
         b->ln_1_w = ln1w + l * C;
         b->ln_1_b = ln1b + l * C;
         b->ln_2_w = ln2w + l * C;
         b->ln_2_b = ln2b + l * C;
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 4 && !rc; k++) {
             lmp_gpt2_linear *li = &m->linears[4 * l + k];
             size_t n = (size_t)li->in * li->out;
-            transpose_into(tw, srcw[k] + l * n, li->out, li->in);
+            off_t at = (off_t)((const char *)(srcw[k] + l * n) - (const char *)map);
+            if (pread_full(fd, scratch, n * sizeof(float), at) != 0) {
+                rc = lmp_error("%s: read failed: %s", path, strerror(errno));
+                break;
+            }
+            transpose_into(tw, scratch, li->out, li->in);
             li->weight = tw;
             li->bias = bias[k] + l * (size_t)li->out;
             tw += n;
         }
     }
-    for (int k = 0; k < 4; k++) /* the [out, in] originals are not needed again */
-        release_pages(srcw[k], L * (size_t)m->linears[k].in * m->linears[k].out * sizeof(float));
+    if (fd >= 0) close(fd);
+    free(scratch);
+    if (rc) {
+        lmp_gpt2_free(m);
+        return -1;
+    }
     m->ln_f_w = lnfw;
     m->ln_f_b = lnfb;
     *out = m;

@@ -252,9 +252,10 @@ int lmp_st_open(const char *path, lmp_st **out)
                          (unsigned long long)hlen, ST_MAX_HEADER);
     }
     if (8 + hlen > st->map_len) {
+        lmp_error("%s: header length %llu runs past the end of the file (%zu bytes)", path,
+                  (unsigned long long)hlen, st->map_len);
         lmp_st_close(st);
-        return lmp_error("%s: header length %llu runs past the end of the file (%zu bytes)", path,
-                         (unsigned long long)hlen, st->map_len);
+        return -1;
     }
     st->data = st->map + 8 + hlen;
     st->data_len = st->map_len - 8 - hlen;

@@ -7,6 +7,7 @@
 #include "config.h"
 #include <check.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +16,14 @@
 #include "util.h"
 
 #define TOL 1e-4f
+
+/* the last error message must be exactly the formatted text */
+#define ERRMSG_EQ(...)                          \
+    do {                                        \
+        char *want_ = lmp_strfmt(__VA_ARGS__);  \
+        ck_assert_str_eq(lmp_errmsg(), want_);  \
+        free(want_);                            \
+    } while (0)
 
 static char tmpdir[] = "/tmp/lmp_gpt2XXXXXX";
 static lmp_st *expst;
@@ -130,10 +139,10 @@ START_TEST(logits_at_positions_and_loss)
     ck_assert_float_eq(losses[63], 0);
     /* errors */
     ck_assert_int_eq(lmp_gpt2_logits(m, ids, 1, 64, (int[]){ 64 }, 1, out), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: logits position 64 out of range [0, 64)", m->source));
+    ERRMSG_EQ("%s: logits position 64 out of range [0, 64)", m->source);
     int *big = callocCheck(65, sizeof(int));
     ck_assert_int_eq(lmp_gpt2_logits(m, big, 1, 65, NULL, 0, out), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: sequence of 65 tokens exceeds the context of 64", m->source));
+    ERRMSG_EQ("%s: sequence of 65 tokens exceeds the context of 64", m->source);
     big[3] = 101;
     ck_assert_int_eq(lmp_gpt2_logits(m, big, 1, 8, NULL, 0, out), -1);
     ck_assert_str_eq(lmp_errmsg(), "token id 101 at [0,3] out of range [0, 101)");
@@ -388,15 +397,15 @@ START_TEST(generate_errors)
     lmp_gpt2_gen_opts o;
     lmp_gpt2_gen_opts_default(&o);
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: prompt 0 has 65 tokens; it must have 1 to 64 (the context)", m->source));
+    ERRMSG_EQ("%s: prompt 0 has 65 tokens; it must have 1 to 64 (the context)", m->source);
     n = 3;
     p[2] = 101;
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: prompt 0: token id 101 at position 2 out of range [0, 101)", m->source));
+    ERRMSG_EQ("%s: prompt 0: token id 101 at position 2 out of range [0, 101)", m->source);
     p[2] = 1;
     o.top_p = 0;
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
-    ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: top_p 0 must be in (0, 1]", m->source));
+    ERRMSG_EQ("%s: top_p 0 must be in (0, 1]", m->source);
     lmp_gpt2_free(m);
 }
 END_TEST
@@ -427,7 +436,7 @@ START_TEST(perplexity_matches_reference)
         ck_assert_int_eq(lmp_gpt2_perplexity(m, ids, (long)n, 32, &r1), 0);
         ck_assert_double_eq(r0.nll, r1.nll);
         ck_assert_int_eq(lmp_gpt2_perplexity(m, ids, (long)n, 65, &r0), -1);
-        ck_assert_str_eq(lmp_errmsg(), lmp_strfmt("%s: perplexity stride 65 exceeds the context of 64 (tokens would be skipped)", m->source));
+        ERRMSG_EQ("%s: perplexity stride 65 exceeds the context of 64 (tokens would be skipped)", m->source);
         ck_assert_int_eq(lmp_gpt2_perplexity(m, ids, 1, 0, &r0), -1);
         lmp_gpt2_free(m);
     }
@@ -587,7 +596,7 @@ START_TEST(bad_checkpoints)
     d = variant("extra", "", 0, 0, "transformer.h.2.ln_1.weight", junk, (int64_t[]){ 1, 32 });
     msg = lmp_strfmt("%s/model.safetensors: tensor \"transformer.h.2.ln_1.weight\" present but the config has n_layer 2", d);
     expect_load_error(d, msg);
-    free(junk);
+    free(junk), free(msg);
     /* config problems */
     char *cfg = lmp_strfmt("%s/config.json", d);
     const char *bad[][2] = {
@@ -649,6 +658,140 @@ START_TEST(bad_checkpoints)
 }
 END_TEST
 
+/* ------------------------------------------------------------ CLI */
+
+/* Run a CLI entry point with stdout/stderr captured; returns its status. */
+static int run_cli(int (*fn)(int, char **), char **out, char **err, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, err);
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL && argc < 31;) argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    char *po = lmp_strfmt("%s/cli.out", tmpdir), *pe = lmp_strfmt("%s/cli.err", tmpdir);
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    ck_assert_ptr_nonnull(freopen(po, "w", stdout));
+    ck_assert_ptr_nonnull(freopen(pe, "w", stderr));
+    int rc = fn(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    size_t len;
+    ck_assert_int_eq(lmp_read_file(po, 0, out, &len), 0);
+    ck_assert_int_eq(lmp_read_file(pe, 0, err, &len), 0);
+    free(po);
+    free(pe);
+    return rc;
+}
+
+static char *join_ids(const int *ids, int n, const char *sep)
+{
+    char *s = strdupCheck("");
+    for (int i = 0; i < n; i++) {
+        char *t = lmp_strfmt("%s%s%d", s, i ? sep : "", ids[i]);
+        free(s);
+        s = t;
+    }
+    return s;
+}
+
+START_TEST(cli_generate_and_perplexity)
+{
+    char *model = fixture("tiny-hf"), *bin = fixture("tiny.bin"), *out, *err;
+    int64_t P;
+    const int *prompt = exp_get("greedy_b.prompt", "I32", &P);
+    const int *want = exp_get("greedy_b.ids", "I32", NULL);
+    char *pids = join_ids(prompt, (int)P, ","), *wids = join_ids(want, 20, ",");
+    char *expect = lmp_strfmt("%s\n", wids);
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
+                             pids, "--max-new-tokens", "20", "--ids", NULL), 0);
+    ck_assert_str_eq(out, expect);
+    ck_assert_str_eq(err, "");
+    free(out), free(err);
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model=" , "--ids", NULL), 2);
+    free(out), free(err);
+    /* top-k 1 samples greedily; --opt=value works too */
+    char *mopt = lmp_strfmt("--model=%s", bin);
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", mopt, "--prompt-ids", pids,
+                             "--max-new-tokens=20", "--top-k", "1", "--seed", "5", "--ids", NULL), 0);
+    ck_assert_str_eq(out, expect);
+    free(out), free(err);
+    /* usage errors: exit 2 with a message and the usage */
+    const char *usage_cases[][4] = {
+        { "--model", "x", NULL, "lmpipe: generate: give exactly one of --prompt and --prompt-ids" },
+        { "--model", "x", "--bogus", "lmpipe: generate: unknown argument '--bogus'" },
+        { "--prompt-ids", "1", "--max-new-tokens", "lmpipe: generate: --max-new-tokens needs a value" },
+        { "--prompt-ids", "1,,2", "--model", "lmpipe: generate: --model needs a value" },
+    };
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", usage_cases[i][0],
+                                 usage_cases[i][1], usage_cases[i][2], NULL), 2);
+        ck_assert_msg(strncmp(err, usage_cases[i][3], strlen(usage_cases[i][3])) == 0, "%s", err);
+        ck_assert_ptr_nonnull(strstr(err, "usage: lmpipe generate"));
+        free(out), free(err);
+    }
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
+                             "1,,2", NULL), 2);
+    ck_assert_ptr_nonnull(strstr(err, "lmpipe: generate: bad --prompt-ids '1,,2' (comma-separated token ids)"));
+    free(out), free(err);
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
+                             "1", "--temperature", "-1", NULL), 2);
+    free(out), free(err);
+    /* bad input: exit 1, one line */
+    char *msg = lmp_strfmt("lmpipe: %s: prompt 0: token id 101 at position 1 out of range [0, 101)\n", model);
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
+                             "1,101", "--ids", NULL), 1);
+    ck_assert_str_eq(err, msg);
+    free(out), free(err), free(msg);
+    int many[65] = { 0 };
+    char *long_ids = join_ids(many, 65, ",");
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
+                             long_ids, "--ids", NULL), 1);
+    ck_assert_str_eq(err, "lmpipe: generate: the prompt has 65 tokens but the model's context is 64\n");
+    free(out), free(err), free(long_ids);
+    char *missing = lmp_strfmt("%s/nope.bin", tmpdir);
+    msg = lmp_strfmt("lmpipe: %s: No such file or directory\n", missing);
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", missing, "--prompt-ids",
+                             "1", "--ids", NULL), 1);
+    ck_assert_str_eq(err, msg);
+    free(out), free(err), free(msg), free(missing);
+
+    /* perplexity over an ids file */
+    int64_t n;
+    const int *ids = exp_get("ppl.ids", "I32", &n);
+    char *text = join_ids(ids, (int)n, " "), *path = lmp_strfmt("%s/ids.txt", tmpdir);
+    ck_assert_int_eq(lmp_write_file_atomic(path, text, strlen(text)), 0);
+    double nll = *(const double *)exp_get("ppl.stride17.nll", "F64", NULL);
+    ck_assert_int_eq(run_cli(lmp_cli_perplexity, &out, &err, "perplexity", "--model", bin, "--stride", "17",
+                             "--ids", path, NULL), 0);
+    char *last = strrchr(out, '\n');
+    ck_assert_ptr_nonnull(last);
+    *last = 0;
+    last = strrchr(out, '\n') ? strrchr(out, '\n') + 1 : out;
+    double got_nll, got_ppl;
+    long got_tokens;
+    ck_assert_int_eq(sscanf(last, "nll=%lf ppl=%lf tokens=%ld", &got_nll, &got_ppl, &got_tokens), 3);
+    ck_assert_double_eq_tol(got_nll, nll, 2e-6);
+    ck_assert_int_eq(got_tokens, 149);
+    free(out), free(err);
+    ck_assert_int_eq(run_cli(lmp_cli_perplexity, &out, &err, "perplexity", "--model", bin, NULL), 2);
+    free(out), free(err);
+    ck_assert_int_eq(lmp_write_file_atomic(path, "1 2 x", 5), 0);
+    msg = lmp_strfmt("lmpipe: %s: not a list of token ids\n", path);
+    ck_assert_int_eq(run_cli(lmp_cli_perplexity, &out, &err, "perplexity", "--model", bin, "--ids", path, NULL), 1);
+    ck_assert_str_eq(err, msg);
+    free(out), free(err), free(msg);
+    free(text), free(path), free(pids), free(wids), free(expect), free(mopt), free(model), free(bin);
+}
+END_TEST
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) return 1;
@@ -670,6 +813,7 @@ int main(void)
     tcase_add_test(tc, save_load_round_trip);
     tcase_add_test(tc, adapters_hook_every_linear);
     tcase_add_test(tc, bad_checkpoints);
+    tcase_add_test(tc, cli_generate_and_perplexity);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
