@@ -1,6 +1,8 @@
 /*
- * classifier.c — the "classifier" artifact type: free, save and load any
- * classifier (core/classifier.h), loading by the kind its folder names.
+ * classifier.c — the "classifier" artifact type (see classifier.h).  A
+ * classifier is an object with methods: freeing it calls its destroy method,
+ * saving its save method (a directory with classifier.json naming the kind);
+ * loading reads the kind and calls the loader registered for it.
  */
 #include "config.h"
 
@@ -66,12 +68,13 @@ done:
 static void cls_free(void *v)
 {
     lmp_classifier *c = v;
-    if (c) c->destroy(c);
+    if (c && c->destroy) c->destroy(c);
 }
 
 static int cls_save(const void *v, const char *path)
 {
     const lmp_classifier *c = v;
+    if (!c->save) return lmp_error("%s: classifier kind '%s' cannot be saved", path, c->kind ? c->kind : "?");
     return c->save(c, path);
 }
 
@@ -83,5 +86,5 @@ static int cls_load(const char *path, void **v)
     return 0;
 }
 
-const lmp_type lmp_type_classifier = { "classifier", "a sequence classifier (core/classifier.h)", cls_free,
-                                       cls_save, cls_load };
+const lmp_type lmp_type_classifier = { "classifier", "a sequence classifier (GPT-2 with a head, RNN, ...)",
+                                       cls_free, cls_save, cls_load };

@@ -18,6 +18,10 @@ int lmp_cli_sql(int argc, char **argv);
 int lmp_cli_plugins(int argc, char **argv);
 int lmp_cli_inspect(int argc, char **argv);
 
+/* cli_report.c */
+int lmp_cli_plot(int argc, char **argv);
+int lmp_cli_report(int argc, char **argv);
+
 /* Shared by the commands: "--help" anywhere in argv. */
 int lmp_cli_wants_help(int argc, char **argv);
 

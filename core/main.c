@@ -31,6 +31,8 @@ static const command commands[] = {
     {"inspect", lmp_cli_inspect, "describe a stage: parameters, inputs, outputs"},
     {"tokenize", lmp_cli_tokenize, "print the GPT-2 BPE token ids of a text"},
     {"detokenize", lmp_cli_detokenize, "turn token ids back into text"},
+    {"plot", lmp_cli_plot, "write SVG charts of runs' metric curves and final metrics"},
+    {"report", lmp_cli_report, "write one HTML page comparing runs side by side"},
     {NULL, NULL, NULL},
 };
 

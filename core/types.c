@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "classifier.h"
+#include "dataset.h"
 #include "tokenizer.h"
 #include "types.h"
 #include "util.h"
@@ -61,7 +62,8 @@ static int text_load(const char *path, void **v)
 
 const lmp_type lmp_type_text = {"text", "a UTF-8 string", text_free, text_save, text_load};
 
-static const lmp_type *const builtin[] = {&lmp_type_text, &lmp_type_tokenizer, &lmp_type_classifier, NULL};
+static const lmp_type *const builtin[] = {&lmp_type_text, &lmp_type_tokenizer, &lmp_type_dataset,
+                                          &lmp_type_classifier, NULL};
 
 void lmp_types_init(void)
 {

@@ -1,7 +1,8 @@
 /*
  * testplug.c — stages for the engine's tests: a producer and consumer of a
  * private artifact type (with save/load, so it can be cached), a stage that
- * fails, one that logs many metrics, and one that runs until interrupted.
+ * fails, one that logs many metrics, one that runs until interrupted, and one
+ * that logs what a training stage would (curves, confusion counts, samples).
  */
 #include "config.h"
 
@@ -108,6 +109,44 @@ static int bump_run(lmp_stage *st)
 static const lmp_param noout_params[] = {LMP_PARAM_END};
 static int noout_run(lmp_stage *st) { return 0; }
 
+/* A training stage's worth of metrics, for the plot and report tests:
+ * per-epoch train/dev loss, accuracy and MCC, final dev metrics with
+ * confusion counts and label names, and a small text sample artifact. */
+static const lmp_param trainlog_params[] = {
+    {"epochs", LMP_INT, "3", 1, 100, NULL, "how many"},
+    {"quality", LMP_FLOAT, "0.8", 0, 1, NULL, "final dev accuracy"},
+    {"sample", LMP_STRING, "", LMP_UNBOUNDED, NULL, "write this text as samples.txt ('': no file)"},
+    LMP_PARAM_END};
+static int trainlog_run(lmp_stage *st)
+{
+    int64_t n = lmp_param_int(st, "epochs");
+    double q = lmp_param_float(st, "quality");
+    for (int64_t e = 0; e < n; e++) {
+        double f = (double)(e + 1) / (double)n;
+        lmp_log_metric(st, "train_loss", e, 1.0 / (double)(e + 1));
+        lmp_log_metric(st, "dev_loss", e, 1.2 / (double)(e + 1));
+        lmp_log_metric(st, "train_acc", e, 0.5 + (q - 0.4) * f);
+        lmp_log_metric(st, "dev_acc", e, 0.5 + (q - 0.5) * f);
+        lmp_log_metric(st, "dev_mcc", e, (2 * q - 1) * f);
+    }
+    /* 100 dev examples, 60 gold acceptable */
+    int tp = (int)(60 * q + 0.5), tn = (int)(40 * q + 0.5);
+    lmp_log_metric(st, "dev_acc", -1, (tp + tn) / 100.0);
+    lmp_log_metric(st, "dev_cm_0_0", -1, tn);
+    lmp_log_metric(st, "dev_cm_0_1", -1, 40 - tn);
+    lmp_log_metric(st, "dev_cm_1_0", -1, 60 - tp);
+    lmp_log_metric(st, "dev_cm_1_1", -1, tp);
+    lmp_log_param(st, "label_0", "un<acc>");
+    lmp_log_param(st, "label_1", "acc");
+    const char *sample = lmp_param_str(st, "sample");
+    if (!*sample) return 0;
+    char *path = lmp_strfmt("%s/samples.txt", lmp_workdir(st));
+    int rc = lmp_write_file_atomic(path, sample, strlen(sample));
+    if (rc == 0) rc = lmp_log_artifact(st, "samples.txt", path);
+    free(path);
+    return rc;
+}
+
 static const lmp_stage_def stages[] = {
     {.name = "source", .description = "produces a number", .params = source_params, .produces = number_out,
      .flags = LMP_STAGE_CACHEABLE, .run = source_run},
@@ -122,6 +161,8 @@ static const lmp_stage_def stages[] = {
      .consumes = number_in, .produces = number_out, .run = bump_run},
     {.name = "forgetful", .description = "declares an output but never produces it", .params = noout_params,
      .produces = number_out, .run = noout_run},
+    {.name = "trainlog", .description = "logs training curves and final metrics", .params = trainlog_params,
+     .run = trainlog_run},
     {0},
 };
 
