@@ -3,14 +3,20 @@
  * classification head (core/gpt2_classifier.h), as Hugging Face's
  * GPT2ForSequenceClassification.
  *
- *   gpt2-classifier   base=PATH num_labels=2 head_init_std=0.02
+ *   gpt2-classifier   base=PATH num_labels=2 head_init_std=0.02 [@tokenizer=...]
+ *
+ * A tokenizer wired in (or the latest one before it) tags the classifier
+ * with its vocabulary digest, so that training or evaluating it on ids from
+ * another vocabulary is an error; without one it accepts any.
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "gpt2_classifier.h"
 #include "lmpipe.h"
+#include "tokenizer.h"
 
 static const lmp_param params[] = {
     {"base", LMP_PATH, NULL, LMP_UNBOUNDED, NULL, "GPT-2 checkpoint: HF folder, .safetensors or llm.c .bin"},
@@ -19,6 +25,10 @@ static const lmp_param params[] = {
     LMP_PARAM_END,
 };
 
+static const lmp_port in[] = {
+    {"tokenizer", "tokenizer", 1, "the vocabulary the base was trained with (tags the classifier)"},
+    LMP_PORT_END,
+};
 static const lmp_port out[] = {{"model", "classifier", 0, "the GPT-2 classifier"}, LMP_PORT_END};
 
 static int run(lmp_stage *st)
@@ -32,6 +42,13 @@ static int run(lmp_stage *st)
         return -1;
     }
     lmp_gpt2_classifier_init_head(c, (float)lmp_param_float(st, "head_init_std"), lmp_seed(st) ^ 0x73636f7265);
+    const lmp_tokenizer *tok = lmp_input(st, "tokenizer");
+    if (tok && lmp_bpe_vocab_size(tok->bpe) > m->config.vocab_size) {
+        int n = lmp_bpe_vocab_size(tok->bpe), v = m->config.vocab_size;
+        c->destroy(c);
+        return lmp_error("the tokenizer has %d tokens but %s has a vocabulary of %d", n, base, v);
+    }
+    if (tok) memcpy(c->tokenizer_digest, tok->digest, sizeof c->tokenizer_digest);
     const lmp_gpt2_config *k = &m->config;
     lmp_info(st, "GPT-2 %d layers, %d heads, %d dims, context %d, vocabulary %d; head %d labels", k->n_layer,
              k->n_head, k->n_embd, k->n_ctx, k->vocab_size, c->num_labels);
@@ -40,7 +57,7 @@ static int run(lmp_stage *st)
 
 static const lmp_stage_def stages[] = {
     {.name = "gpt2-classifier", .description = "GPT-2 with a sequence classification head on the last real token",
-     .params = params, .produces = out, .flags = LMP_STAGE_SEEDED, .run = run},
+     .params = params, .consumes = in, .produces = out, .flags = LMP_STAGE_SEEDED, .run = run},
     {0},
 };
 
