@@ -225,6 +225,18 @@ START_TEST(base_logits_and_fresh_adapter_exact)
     ck_assert_ptr_null(lmp_params_find(g, "h.0.attn.c_attn.weight")->grad);
     ck_assert_ptr_nonnull(lmp_params_find(g, "h.0.attn.c_attn.lora_A.weight")->grad);
     ck_assert_ptr_nonnull(lmp_params_find(g, "score.weight")->grad);
+    /* bad lengths, and a backward that has no training forward to follow */
+    const int *ids = ref_get("batch.ids", "I32", NULL);
+    int bad_len[4] = { 6, 0, 1, 5 };
+    ck_assert_int_eq(c->forward(c, ids, bad_len, 4, 6, after, 0), -1);
+    ck_assert_str_eq(lmp_errmsg(), "gpt2 classifier: row 1 has length 0, outside [1, 6]");
+    bad_len[1] = 7;
+    ck_assert_int_eq(c->forward(c, ids, bad_len, 4, 6, after, 0), -1);
+    ck_assert_str_eq(lmp_errmsg(), "gpt2 classifier: row 1 has length 7, outside [1, 6]");
+    float dl[8] = { 0 };
+    batch_logits(c, after, 0);
+    ck_assert_int_eq(c->backward(c, dl), -1);
+    ck_assert_str_eq(lmp_errmsg(), "gpt2 classifier: backward without a forward in training mode");
     c->destroy(c);
 }
 END_TEST
@@ -418,6 +430,20 @@ START_TEST(save_and_load_peft_folder)
     batch_logits(d, after, 0);
     ck_assert_int_eq(memcmp(before, after, sizeof before), 0);
     d->destroy(d);
+    /* the referenced base must still be the file it was */
+    p = lmp_strfmt("%s/classifier.json", dir);
+    j = read_json(p);
+    json_t *jb = json_object_get(j, "base");
+    long long bytes = json_integer_value(json_object_get(jb, "bytes"));
+    json_object_set_new(jb, "bytes", json_integer(bytes + 1));
+    ck_assert_int_eq(json_dump_file(j, p, 0), 0);
+    json_decref(j);
+    ck_assert_int_eq(lmp_classifier_load(dir, &d), -1);
+    char *tiny = fixture("gpt2/tiny-hf");
+    char *want = lmp_strfmt("%s: base model %s has %lld bytes but had %lld when the classifier was saved", p, tiny,
+                            bytes, bytes + 1);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want), free(tiny), free(p);
 
     /* glob targets are written as PEFT's regex form and read back */
     lmp_classifier *e = classifier();
