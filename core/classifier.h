@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "adapter.h"
 #include "lmpipe.h"
 #include "optim.h"
 
@@ -34,11 +35,23 @@ struct lmp_classifier {
     /* Every parameter tensor, trainable ones with grad/m/v memory allocated
      * (core/optim.h); the trainer zeroes grads and steps the optimizer. */
     lmp_params_group *(*params)(lmp_classifier *c);
-    /* Save to a directory / load from one (the type's save/load use these). */
+    /* Save to a directory / load from one (the type's save/load use these).
+     * The directory must contain classifier.json with at least {"kind": ...},
+     * by which the type's load finds the kind's loader. */
     int (*save)(const lmp_classifier *c, const char *dir);
     void (*destroy)(lmp_classifier *c);
+    /* The model's linear layers, for adapter stages (core/adapter.h); NULL
+     * (the member or its result) when the classifier has none. */
+    lmp_adapter_host *(*adapters)(lmp_classifier *c);
 };
 
 extern const lmp_type lmp_type_classifier;
+
+/* Loading a saved classifier: the type's load reads {"kind"} from
+ * DIR/classifier.json and calls the loader registered for that kind (the
+ * core's kinds are built in; a plugin adds its own at load time). */
+typedef int (*lmp_classifier_loader)(const char *dir, lmp_classifier **out);
+int lmp_classifier_kind_register(const char *kind, lmp_classifier_loader load);
+int lmp_classifier_load(const char *dir, lmp_classifier **out);
 
 #endif

@@ -10,4 +10,5 @@
 #define NN_FN(name) name
 #define NN_GEMM cblas_sgemm
 #define NN_GEMV cblas_sgemv
+#define NN_GELU_FAST /* the vectorisable float GELU */
 #include "nn_impl.h"

@@ -334,25 +334,95 @@ void NN_FN(attention_backward)(real *dqkv, real *scratch, const real *dout, cons
  * Near u = 0 this loses relative (not absolute, ~1e-7) accuracy, which GELU
  * does not see because it uses 1 + tanh.  Saturates cleanly: exp overflow
  * gives 1, underflow -1. */
+#ifdef NN_GELU_FAST
+/* The float build's GELU, written so that `omp simd` vectorises it (no libm
+ * call, no float compare: integer masks instead): 2.5x the scalar expf
+ * version with SSE2 alone, and GELU was 12-17% of a GPT-2 LoRA step.  With
+ * h = 0.5 (1 + tanh u) = sigmoid(2u) and z = exp(-2|u|) in (0, 1]:
+ *     h = (u < 0 ? z : 1) / (1 + z),   0.5 sech^2 u = 2 z / (1 + z)^2,
+ * which also avoids the cancellation in 1 + tanh u for u << 0 (the float
+ * result is then closer to the true value than the tanh formula in double).
+ * z: 2^n p(r) with -2|u| = n ln2 + r, |r| <= ln2/2, p the degree-7 Taylor
+ * polynomial (relative error < 6e-9); |u| > 40 (or NaN) gives z = 0. */
+static inline float nn_gelu_z(float u, uint32_t *neg)
+{
+    uint32_t ub, ab, rb, mb;
+    memcpy(&ub, &u, 4);
+    *neg = ub >> 31;
+    ab = ub & 0x7fffffffu;
+    uint32_t keep = -(uint32_t)(ab <= 0x42200000u); /* |u| <= 40.0f */
+    float a;
+    memcpy(&a, &ab, 4);
+    float m = a * -2.88539008177792681f + 12582912.0f; /* -2|u| log2(e) rounded: n + 1.5 * 2^23 */
+    float n = m - 12582912.0f;
+    float r = a * -2.0f - n * 0.693359375f - n * -2.12194440e-4f; /* Cody-Waite ln2 split */
+    memcpy(&rb, &r, 4);
+    rb &= keep; /* r = 0 (finite) where z will be 0 anyway */
+    memcpy(&r, &rb, 4);
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    memcpy(&mb, &m, 4);
+    uint32_t sb = ((mb - 0x4B400000u + 127u) << 23) & keep; /* 2^n */
+    float sc;
+    memcpy(&sc, &sb, 4);
+    return p * sc;
+}
+
+/* h = sigmoid(2u), and 0.5 sech^2(u) in *hs (may be NULL) */
+static inline float nn_gelu_h(float u, float *hs)
+{
+    uint32_t neg, zb, nb;
+    float z = nn_gelu_z(u, &neg), num;
+    memcpy(&zb, &z, 4);
+    nb = (zb & -neg) | (0x3f800000u & (neg - 1u)); /* u < 0 ? z : 1 */
+    memcpy(&num, &nb, 4);
+    float q = 1.0f / (1.0f + z);
+    if (hs) *hs = 2.0f * z * q * q;
+    return num * q;
+}
+#else
 static inline real NN_FN(nn_gelu_tanh)(real u)
 {
     return (real)1 - (real)2 / (exp((real)2 * u) + (real)1);
 }
+#endif
 
 void NN_FN(gelu_forward)(real *out, const real *inp, size_t n)
 {
     const real s = (real)0.7978845608028654, c = (real)0.044715; /* sqrt(2/pi) */
+#ifdef NN_GELU_FAST
+    #pragma omp parallel for simd if (n >= NN_OMP_MIN)
+    for (size_t i = 0; i < n; i++) {
+        real x = inp[i];
+        out[i] = x * nn_gelu_h(s * (x + c * x * x * x), NULL);
+    }
+#else
     #pragma omp parallel for if (n >= NN_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         real x = inp[i];
         out[i] = (real)0.5 * x * ((real)1 + NN_FN(nn_gelu_tanh)(s * (x + c * x * x * x)));
     }
+#endif
 }
 
 void NN_FN(gelu_backward)(real *dinp, const real *inp, const real *dout, size_t n)
 {
     if (!dinp) return;
     const real s = (real)0.7978845608028654, c = (real)0.044715;
+#ifdef NN_GELU_FAST
+    #pragma omp parallel for simd if (n >= NN_OMP_MIN)
+    for (size_t i = 0; i < n; i++) {
+        real x = inp[i], hs;
+        real h = nn_gelu_h(s * (x + c * x * x * x), &hs);
+        dinp[i] += (h + x * hs * s * ((real)1 + (real)3 * c * x * x)) * dout[i];
+    }
+#else
     #pragma omp parallel for if (n >= NN_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         real x = inp[i];
@@ -362,6 +432,7 @@ void NN_FN(gelu_backward)(real *dinp, const real *inp, const real *dout, size_t 
                + (real)0.5 * x * sech2 * s * ((real)1 + (real)3 * c * x * x);
         dinp[i] += g * dout[i];
     }
+#endif
 }
 
 void NN_FN(residual_forward)(real *out, const real *inp1, const real *inp2, size_t n)

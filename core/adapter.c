@@ -1,0 +1,203 @@
+/*
+ * adapter.c — linear layers with adapter hooks, target patterns, and the
+ * host's bookkeeping of attached adapters (see adapter.h).
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter.h"
+#include "nn.h"
+
+/* ------------------------------------------------------------ layers */
+
+void lmp_linear_forward(const lmp_linear *l, float *out, const float *inp, int N)
+{
+    matmul_forward(out, inp, l->weight, l->bias, N, l->in, l->out);
+    for (lmp_adapter *a = l->adapters; a; a = a->next) a->ops->forward(a, l, out, inp, N);
+}
+
+/* Backward of a and every adapter after it on the layer: later ones first. */
+static const float *chain_backward(lmp_adapter *a, const lmp_linear *l, float *dinp,
+                                   const float *dout, const float *inp, int N)
+{
+    if (!a) return dout;
+    const float *d = chain_backward(a->next, l, dinp, dout, inp, N);
+    return a->ops->backward(a, l, dinp, d, inp, N);
+}
+
+void lmp_linear_backward(const lmp_linear *l, float *dinp, float *dweight, float *dbias,
+                         const float *dout, const float *inp, int N)
+{
+    dout = chain_backward(l->adapters, l, dinp, dout, inp, N);
+    matmul_backward(dinp, dweight, dbias, dout, inp, l->weight, N, l->in, l->out);
+}
+
+/* ------------------------------------------------------------ patterns */
+
+/* Glob with '*' only, over the whole of s. */
+static int glob(const char *p, const char *s)
+{
+    for (; *p; p++, s++) {
+        if (*p == '*') {
+            while (p[1] == '*') p++;
+            if (!p[1]) return 1;
+            for (; *s; s++)
+                if (glob(p + 1, s)) return 1;
+            return 0;
+        }
+        if (*s != *p) return 0;
+    }
+    return *s == 0;
+}
+
+int lmp_adapter_match(const char *name, const char *pattern)
+{
+    if (!*pattern) return 0;
+    if (glob(pattern, name)) return 1;
+    for (const char *d = strchr(name, '.'); d; d = strchr(d + 1, '.'))
+        if (glob(pattern, d + 1)) return 1;
+    return 0;
+}
+
+int lmp_adapter_select(const lmp_adapter_host *h, const char *targets, unsigned char *selected)
+{
+    memset(selected, 0, (size_t)h->n_linears);
+    char *list = strdupCheck(targets), *save = NULL;
+    int rc = 0, any = 0;
+    for (char *tok = strtok_r(list, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t') tok++;
+        size_t n = strlen(tok);
+        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t')) tok[--n] = 0;
+        if (!n) continue;
+        any = 1;
+        int hits = 0;
+        for (int i = 0; i < h->n_linears; i++)
+            if (lmp_adapter_match(h->linears[i].name, tok)) selected[i] = 1, hits++;
+        if (!hits)
+            rc = lmp_error("targets: '%s' matches no linear layer of the %s model (names look like '%s')",
+                           tok, h->model, h->n_linears ? h->linears[0].name : "?");
+    }
+    if (rc == 0 && !any) rc = lmp_error("targets: no layer pattern given");
+    free(list);
+    return rc;
+}
+
+/* ------------------------------------------------------------ attaching */
+
+lmp_adapter *lmp_adapter_new(const lmp_adapter_ops *ops, void *ctx)
+{
+    lmp_adapter *a = callocCheck(1, sizeof *a);
+    a->ops = ops;
+    a->ctx = ctx;
+    return a;
+}
+
+int lmp_adapter_attach(lmp_adapter_host *h, lmp_linear *l, lmp_adapter *a)
+{
+    if (l < h->linears || l >= h->linears + h->n_linears)
+        return lmp_error("adapter %s: layer '%s' is not a layer of this %s model", a->ops->kind, l->name,
+                         h->model);
+    a->layer = l;
+    a->host = h;
+    a->next = NULL;
+    lmp_adapter **p = &l->adapters;
+    while (*p) p = &(*p)->next;
+    *p = a;
+    if (h->n_attached == h->cap_attached) {
+        h->cap_attached = h->cap_attached ? 2 * h->cap_attached : 16;
+        h->attached = reallocCheck(h->attached, (size_t)h->cap_attached * sizeof *h->attached);
+    }
+    h->attached[h->n_attached++] = a;
+    h->changed = 1;
+    return 0;
+}
+
+static void destroy(lmp_adapter *a)
+{
+    if (a->ops->destroy) a->ops->destroy(a);
+    free(a);
+}
+
+void lmp_adapter_detach(lmp_adapter_host *h, lmp_adapter *a)
+{
+    for (lmp_adapter **p = &a->layer->adapters; *p; p = &(*p)->next)
+        if (*p == a) {
+            *p = a->next;
+            break;
+        }
+    for (int i = 0; i < h->n_attached; i++)
+        if (h->attached[i] == a) {
+            memmove(h->attached + i, h->attached + i + 1, (size_t)(h->n_attached - i - 1) * sizeof *h->attached);
+            h->n_attached--;
+            break;
+        }
+    h->changed = 1;
+    destroy(a);
+}
+
+int lmp_adapter_count(const lmp_adapter_host *h, const char *kind)
+{
+    int n = 0;
+    for (int i = 0; i < h->n_attached; i++)
+        n += !kind || strcmp(h->attached[i]->ops->kind, kind) == 0;
+    return n;
+}
+
+int lmp_adapter_merge_all(lmp_adapter_host *h)
+{
+    for (int i = 0; i < h->n_attached; i++)
+        if (!h->attached[i]->ops->merge)
+            return lmp_error("adapter kind '%s' (on %s) cannot be merged into the base weights",
+                             h->attached[i]->ops->kind, h->attached[i]->layer->name);
+    while (h->n_attached > 0) {
+        lmp_adapter *a = h->attached[0];
+        if (h->make_writable && h->make_writable(h, a->layer) != 0) return -1;
+        if (a->ops->merge(a, a->layer) != 0) return -1;
+        lmp_adapter_detach(h, a);
+    }
+    return 0;
+}
+
+int lmp_adapter_host_params(lmp_adapter_host *h, lmp_params_group *g)
+{
+    for (int i = 0; i < h->n_attached; i++) {
+        lmp_adapter *a = h->attached[i];
+        if (a->ops->params && a->ops->params(a, g) != 0) return -1;
+    }
+    return 0;
+}
+
+void lmp_adapter_host_free(lmp_adapter_host *h)
+{
+    if (!h) return;
+    for (int i = 0; i < h->n_linears; i++) h->linears[i].adapters = NULL;
+    for (int i = 0; i < h->n_attached; i++) destroy(h->attached[i]);
+    free(h->attached);
+    h->attached = NULL;
+    h->n_attached = h->cap_attached = 0;
+    for (int k = 0; k < 2; k++) {
+        free(h->scratch[k]);
+        h->scratch[k] = NULL;
+        h->scratch_n[k] = 0;
+    }
+}
+
+/* ------------------------------------------------------------ for adapter kinds */
+
+float *lmp_adapter_grad(lmp_params_group *g, int idx)
+{
+    if (!g || idx < 0 || idx >= g->count) return NULL;
+    return g->t[idx].grad;
+}
+
+float *lmp_adapter_scratch(lmp_adapter_host *h, int which, size_t n)
+{
+    if (n > h->scratch_n[which]) {
+        free(h->scratch[which]);
+        h->scratch[which] = mallocCheck(n * sizeof(float));
+        h->scratch_n[which] = n;
+    }
+    return h->scratch[which];
+}

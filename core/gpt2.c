@@ -1,0 +1,326 @@
+/*
+ * gpt2.c — the GPT-2 model: linear layers with adapter hooks, the model
+ * shell, the full-sequence fp32 forward on nn.h's kernels with llm.c-style
+ * activations, logits at chosen positions, loss and strided perplexity.
+ * Checkpoints are in gpt2_load.c, KV-cache generation in gpt2_generate.c.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "gpt2_priv.h"
+#include "nn.h"
+
+/* ------------------------------------------------------------ linear layers */
+
+void gpt2_linear_forward(const lmp_gpt2_linear *l, float *out, const float *inp, int N)
+{
+    lmp_linear_forward(l, out, inp, N);
+}
+
+void gpt2_linear_backward(const lmp_gpt2_linear *l, float *dinp, float *dweight, float *dbias,
+                          const float *dout, const float *inp, int N)
+{
+    lmp_linear_backward(l, dinp, dweight, dbias, dout, inp, N);
+}
+
+/* ------------------------------------------------------------ config and shell */
+
+int lmp_gpt2_config_check(const lmp_gpt2_config *c, const char *what)
+{
+    if (c->n_layer < 1 || c->n_layer > 1000)
+        return lmp_error("%s: n_layer %d out of range [1, 1000]", what, c->n_layer);
+    if (c->n_head < 1 || c->n_head > 1024)
+        return lmp_error("%s: n_head %d out of range [1, 1024]", what, c->n_head);
+    if (c->n_embd < 1 || c->n_embd > 65536)
+        return lmp_error("%s: n_embd %d out of range [1, 65536]", what, c->n_embd);
+    if (c->n_embd % c->n_head != 0)
+        return lmp_error("%s: n_head %d does not divide n_embd %d", what, c->n_head, c->n_embd);
+    if (c->n_ctx < 1 || c->n_ctx > 1048576)
+        return lmp_error("%s: n_positions %d out of range [1, 1048576]", what, c->n_ctx);
+    if (c->vocab_size < 1 || c->vocab_size > 16777216)
+        return lmp_error("%s: vocab_size %d out of range [1, 16777216]", what, c->vocab_size);
+    /* nn.h's layernorm has GPT-2's epsilon built in */
+    if (!(fabsf(c->layer_norm_epsilon - LAYERNORM_EPS) <= 1e-9f))
+        return lmp_error("%s: layer_norm_epsilon %g not supported (only %g)", what,
+                         c->layer_norm_epsilon, LAYERNORM_EPS);
+    return 0;
+}
+
+size_t lmp_gpt2_num_params(const lmp_gpt2_config *c)
+{
+    size_t C = (size_t)c->n_embd;
+    return (size_t)c->vocab_size * C + (size_t)c->n_ctx * C +
+           (size_t)c->n_layer * (12 * C * C + 13 * C) + 2 * C;
+}
+
+lmp_gpt2 *gpt2_new_shell(const lmp_gpt2_config *c, const char *source)
+{
+    lmp_gpt2 *m = callocCheck(1, sizeof *m);
+    m->config = *c;
+    m->source = strdupCheck(source);
+    m->storage = callocCheck(1, sizeof *m->storage);
+    int L = c->n_layer, C = c->n_embd;
+    m->h = callocCheck((size_t)L, sizeof *m->h);
+    m->n_linears = 4 * L;
+    m->linears = callocCheck((size_t)m->n_linears, sizeof *m->linears);
+    static const char *const names[4] = { "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj" };
+    const int ins[4] = { C, C, C, 4 * C }, outs[4] = { 3 * C, C, 4 * C, C };
+    for (int l = 0; l < L; l++) {
+        for (int k = 0; k < 4; k++) {
+            lmp_gpt2_linear *li = &m->linears[4 * l + k];
+            snprintf(li->name, sizeof li->name, "h.%d.%s", l, names[k]);
+            li->in = ins[k];
+            li->out = outs[k];
+        }
+        m->h[l].c_attn = &m->linears[4 * l + 0];
+        m->h[l].attn_proj = &m->linears[4 * l + 1];
+        m->h[l].c_fc = &m->linears[4 * l + 2];
+        m->h[l].mlp_proj = &m->linears[4 * l + 3];
+    }
+    return m;
+}
+
+float *gpt2_own(lmp_gpt2 *m, size_t n)
+{
+    struct lmp_gpt2_storage *s = m->storage;
+    s->owned = reallocCheck(s->owned, (size_t)(s->n_owned + 1) * sizeof *s->owned);
+    float *p = callocCheck(n ? n : 1, sizeof(float));
+    s->owned[s->n_owned++] = p;
+    return p;
+}
+
+void lmp_gpt2_free(lmp_gpt2 *m)
+{
+    if (!m) return;
+    struct lmp_gpt2_storage *s = m->storage;
+    if (s) {
+        lmp_st_close(s->st);
+        if (s->map) munmap(s->map, s->map_len);
+        for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
+        free(s->owned);
+        free(s->lm_scratch);
+        free(s);
+    }
+    gpt2_train_free(m->train);
+    free(m->acts.memory);
+    free(m->acts.inputs);
+    free(m->h);
+    free(m->linears);
+    free(m->source);
+    free(m);
+}
+
+int lmp_gpt2_owns_params(const lmp_gpt2 *m) { return m->storage->all_owned; }
+
+lmp_gpt2_linear *lmp_gpt2_find_linear(lmp_gpt2 *m, const char *name)
+{
+    for (int i = 0; i < m->n_linears; i++)
+        if (strcmp(m->linears[i].name, name) == 0) return &m->linears[i];
+    return NULL;
+}
+
+int lmp_gpt2_init_random(const lmp_gpt2_config *c, uint64_t seed, lmp_gpt2 **out)
+{
+    *out = NULL;
+    if (lmp_gpt2_config_check(c, "random GPT-2") != 0) return -1;
+    lmp_gpt2 *m = gpt2_new_shell(c, "random");
+    size_t C = (size_t)c->n_embd;
+    float *p = gpt2_own(m, lmp_gpt2_num_params(c));
+    m->storage->all_owned = 1;
+    lmp_rng rng;
+    lmp_rng_seed(&rng, seed);
+#define TAKE(ptr, n, kind)                                                   \
+    do {                                                                     \
+        (ptr) = p;                                                           \
+        for (size_t i_ = 0; i_ < (size_t)(n); i_++)                          \
+            p[i_] = (kind) == 0 ? 0.02f * lmp_rng_normal(&rng) : (kind) - 1; \
+        p += (n);                                                            \
+    } while (0)
+    /* kind: 0 normal(0, 0.02), 1 zeros, 2 ones */
+    TAKE(m->wte, (size_t)c->vocab_size * C, 0);
+    TAKE(m->wpe, (size_t)c->n_ctx * C, 0);
+    for (int l = 0; l < c->n_layer; l++) {
+        lmp_gpt2_block *b = &m->h[l];
+        TAKE(b->ln_1_w, C, 2);
+        TAKE(b->ln_1_b, C, 1);
+        TAKE(b->ln_2_w, C, 2);
+        TAKE(b->ln_2_b, C, 1);
+        for (int k = 0; k < 4; k++) {
+            lmp_gpt2_linear *li = &m->linears[4 * l + k];
+            TAKE(li->weight, (size_t)li->in * li->out, 0);
+            TAKE(li->bias, li->out, 1);
+        }
+    }
+    TAKE(m->ln_f_w, C, 2);
+    TAKE(m->ln_f_b, C, 1);
+#undef TAKE
+    *out = m;
+    return 0;
+}
+
+/* ------------------------------------------------------------ activations */
+
+/* (Re)allocate m->acts for a (B, T) batch: one block, carved like llm.c's. */
+static void acts_prepare(lmp_gpt2 *m, int B, int T, int layers)
+{
+    lmp_gpt2_acts *a = &m->acts;
+    if (a->memory && a->B == B && a->T == T && a->layers == layers) return;
+    free(a->memory);
+    free(a->inputs);
+    a->inputs = mallocCheck((size_t)B * T * sizeof(int));
+    size_t C = (size_t)m->config.n_embd, NH = (size_t)m->config.n_head, Lk = (size_t)layers;
+    size_t BT = (size_t)B * T;
+    float **ptrs[] = { &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
+                       &a->att, &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd,
+                       &a->fch, &a->fch_gelu, &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean,
+                       &a->lnf_rstd };
+    size_t sizes[] = { BT * C, Lk * BT * C, Lk * BT, Lk * BT, Lk * BT * 3 * C, Lk * BT * C,
+                       Lk * B * NH * T * T, Lk * BT * C, Lk * BT * C, Lk * BT * C, Lk * BT, Lk * BT,
+                       Lk * BT * 4 * C, Lk * BT * 4 * C, Lk * BT * C, Lk * BT * C, BT * C, BT, BT };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) n += sizes[i];
+    a->memory = mallocCheck(n * sizeof(float));
+    a->floats = n;
+    float *p = a->memory;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+    a->B = B;
+    a->T = T;
+    a->layers = layers;
+}
+
+/* ------------------------------------------------------------ forward */
+
+int lmp_gpt2_forward(lmp_gpt2 *m, const int *inputs, const int *mask, int B, int T,
+                     int for_backward)
+{
+    const lmp_gpt2_config *c = &m->config;
+    if (B < 1 || T < 1) return lmp_error("%s: empty batch (B=%d, T=%d)", m->source, B, T);
+    if (T > c->n_ctx)
+        return lmp_error("%s: sequence of %d tokens exceeds the context of %d", m->source, T,
+                         c->n_ctx);
+    int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
+    acts_prepare(m, B, T, for_backward ? L : 1);
+    lmp_gpt2_acts *a = &m->acts;
+    a->for_backward = 0;
+    if (encoder_forward(a->encoded, inputs, m->wte, m->wpe, B, T, C, V) != 0) return -1;
+    memcpy(a->inputs, inputs, (size_t)B * T * sizeof(int));
+    size_t BT = (size_t)B * T, BTC = BT * C;
+    const float *residual = a->encoded;
+    for (int l = 0; l < L; l++) {
+        size_t li = for_backward ? (size_t)l : 0;
+        const lmp_gpt2_block *blk = &m->h[l];
+        float *ln1 = a->ln1 + li * BTC, *ln1_mean = a->ln1_mean + li * BT;
+        float *ln1_rstd = a->ln1_rstd + li * BT, *qkv = a->qkv + li * BTC * 3;
+        float *atty = a->atty + li * BTC, *att = a->att + li * (size_t)B * NH * T * T;
+        float *attproj = a->attproj + li * BTC, *residual2 = a->residual2 + li * BTC;
+        float *ln2 = a->ln2 + li * BTC, *ln2_mean = a->ln2_mean + li * BT;
+        float *ln2_rstd = a->ln2_rstd + li * BT, *fch = a->fch + li * BTC * 4;
+        float *fch_gelu = a->fch_gelu + li * BTC * 4, *fcproj = a->fcproj + li * BTC;
+        float *residual3 = a->residual3 + li * BTC;
+
+        layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, blk->ln_1_w, blk->ln_1_b, (int)BT, C);
+        gpt2_linear_forward(blk->c_attn, qkv, ln1, (int)BT);
+        attention_forward(atty, att, qkv, mask, B, T, C, NH);
+        gpt2_linear_forward(blk->attn_proj, attproj, atty, (int)BT);
+        residual_forward(residual2, residual, attproj, BTC);
+        layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, blk->ln_2_w, blk->ln_2_b, (int)BT, C);
+        gpt2_linear_forward(blk->c_fc, fch, ln2, (int)BT);
+        gelu_forward(fch_gelu, fch, BTC * 4);
+        gpt2_linear_forward(blk->mlp_proj, fcproj, fch_gelu, (int)BT);
+        residual_forward(residual3, residual2, fcproj, BTC);
+        residual = residual3;
+    }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, m->ln_f_w, m->ln_f_b, (int)BT, C);
+    a->for_backward = for_backward != 0;
+    return 0;
+}
+
+int lmp_gpt2_logits(lmp_gpt2 *m, const int *inputs, int B, int T, const int *positions,
+                    int n_pos, float *logits)
+{
+    if (!positions) n_pos = T;
+    for (int i = 0; positions && i < n_pos; i++)
+        if (positions[i] < 0 || positions[i] >= T)
+            return lmp_error("%s: logits position %d out of range [0, %d)", m->source,
+                             positions[i], T);
+    if (lmp_gpt2_forward(m, inputs, NULL, B, T, 0) != 0) return -1;
+    int C = m->config.n_embd, V = m->config.vocab_size;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < n_pos; i++) {
+            int t = positions ? positions[i] : i;
+            lmhead_logits(logits + ((size_t)b * n_pos + i) * V,
+                          m->acts.lnf + ((size_t)b * T + t) * C, m->wte, C, V);
+        }
+    return 0;
+}
+
+static float *lm_scratch(lmp_gpt2 *m)
+{
+    struct lmp_gpt2_storage *s = m->storage;
+    if (!s->lm_scratch)
+        s->lm_scratch = mallocCheck((size_t)GPT2_LM_CHUNK * m->config.vocab_size * sizeof(float));
+    return s->lm_scratch;
+}
+
+int lmp_gpt2_loss(lmp_gpt2 *m, const int *inputs, const int *targets, int B, int T,
+                  float *losses, float *mean)
+{
+    if (lmp_gpt2_forward(m, inputs, NULL, B, T, 0) != 0) return -1;
+    float r = lmhead_xent_forward(m->acts.lnf, m->wte, targets, B * T, m->config.n_embd,
+                                  m->config.vocab_size, losses, lm_scratch(m), GPT2_LM_CHUNK);
+    if (isnan(r)) return -1;
+    if (mean) *mean = r;
+    return 0;
+}
+
+int lmp_gpt2_perplexity(lmp_gpt2 *m, const int *ids, long n, int stride, lmp_gpt2_ppl *out)
+{
+    int n_ctx = m->config.n_ctx;
+    if (stride <= 0) stride = n_ctx / 2 > 0 ? n_ctx / 2 : 1;
+    if (stride > n_ctx)
+        return lmp_error("%s: perplexity stride %d exceeds the context of %d (tokens would be skipped)",
+                         m->source, stride, n_ctx);
+    if (n < 2) return lmp_error("%s: perplexity needs at least 2 tokens, got %ld", m->source, n);
+    int V = m->config.vocab_size;
+    for (long i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return lmp_error("%s: token id %d at position %ld out of range [0, %d)", m->source,
+                             ids[i], i, V);
+    int *targets = mallocCheck((size_t)n_ctx * sizeof *targets);
+    float *losses = mallocCheck((size_t)n_ctx * sizeof *losses);
+    double total = 0;
+    long count = 0, prev_end = 0;
+    int rc = 0;
+    for (long begin = 0;; begin += stride) {
+        long end = begin + n_ctx < n ? begin + n_ctx : n;
+        int T = (int)(end - begin);
+        /* row t predicts ids[begin+t+1]; score only tokens no earlier window scored */
+        long first = prev_end > begin + 1 ? prev_end : begin + 1;
+        for (int t = 0; t < T; t++) {
+            long j = begin + t + 1;
+            targets[t] = (j >= first && j < end) ? ids[j] : -1;
+        }
+        if ((rc = lmp_gpt2_loss(m, ids + begin, targets, 1, T, losses, NULL)) != 0) break;
+        for (int t = 0; t < T; t++)
+            if (targets[t] >= 0) {
+                total += losses[t];
+                count++;
+            }
+        prev_end = end;
+        if (end == n) break;
+    }
+    free(targets);
+    free(losses);
+    if (rc) return rc;
+    out->nll = total / (double)count;
+    out->ppl = exp(out->nll);
+    out->tokens = count;
+    return 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * gpt2_classifier.h — GPT-2 for sequence classification (core/classifier.h),
+ * as Hugging Face's GPT2ForSequenceClassification: the GPT-2 body, then a
+ * linear head `score` [num_labels, C] without bias (nn.Linear layout) on
+ * the final-LayerNorm hidden state of the last real token of each row
+ * (position len[b] - 1; padded keys are masked in attention).
+ *
+ * Adapters (core/adapter.h) attach to the body's linear layers through
+ * c->adapters(c), whose host has prefix "transformer." (HF module names
+ * "transformer.h.0.attn.c_attn").  The parameter group holds the body's
+ * tensors under GPT2Model names (frozen when the host's freeze_base is set,
+ * as the lora stage does), "score.weight", and the adapters' tensors.
+ *
+ * Saved folder:
+ *   classifier.json   {"kind": "gpt2", num_labels, tokenizer_digest, freeze_base,
+ *                      "base": "model" | {"path", "bytes"}}
+ *   model/            the body (lmp_gpt2_save), unless it is unchanged from a
+ *                     file (then only its path and size are recorded, and
+ *                     loading checks the size)
+ *   adapter_config.json + adapter_model.safetensors   with LoRA: the PEFT
+ *                     folder, score in it as base_model.model.score.weight
+ *   score.safetensors without LoRA: {"score.weight"}
+ */
+#ifndef LMP_GPT2_CLASSIFIER_H
+#define LMP_GPT2_CLASSIFIER_H
+
+#include "classifier.h"
+#include "gpt2.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A classifier around m (owned from now on) with a zero head.  base_path:
+ * the file or folder m was loaded from (NULL when it was not, e.g. random).
+ * Errors: num_labels < 1. */
+int lmp_gpt2_classifier_new(lmp_gpt2 *m, int num_labels, const char *base_path, lmp_classifier **out);
+/* score.weight ~ N(0, std) from a generator seeded with `seed`. */
+void lmp_gpt2_classifier_init_head(lmp_classifier *c, float std, uint64_t seed);
+/* The parts, or NULL when c is not a GPT-2 classifier. */
+lmp_gpt2 *lmp_gpt2_classifier_model(lmp_classifier *c);
+float *lmp_gpt2_classifier_head(lmp_classifier *c); /* [num_labels, C] */
+/* Load a folder written by c->save. */
+int lmp_gpt2_classifier_load(const char *dir, lmp_classifier **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,528 @@
+/*
+ * gpt2_load.c — GPT-2 checkpoints in and out: Hugging Face folders
+ * (config.json + model.safetensors), bare .safetensors files, and llm.c's
+ * gpt2_124M.bin (version 3, fp32).  Safetensors weights are already in our
+ * [in, out] layout and are used in place from the read-only mapping; llm.c
+ * stores its four matrices per block as nn.Linear [out, in], which are
+ * transposed once into owned memory (the rest stays mapped).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gpt2_priv.h"
+
+#define LLMC_MAGIC 20240326
+#define LLMC_HEADER_INTS 256
+
+/* ------------------------------------------------------------ config */
+
+static int json_int_key(json_t *root, const char *key, const char *path, int *out)
+{
+    json_t *v = json_object_get(root, key);
+    if (!json_is_integer(v))
+        return lmp_error("%s: key \"%s\" missing or not an integer", path, key);
+    json_int_t x = json_integer_value(v);
+    if (x < 0 || x > 0x7fffffff) return lmp_error("%s: key \"%s\" out of range", path, key);
+    *out = (int)x;
+    return 0;
+}
+
+/* Read a Hugging Face GPT-2 config.json. */
+static int read_config_json(const char *path, lmp_gpt2_config *c)
+{
+    char *text;
+    size_t len;
+    if (lmp_read_file(path, 1 << 20, &text, &len) != 0) return -1;
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    free(text);
+    if (!root)
+        return lmp_error("%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
+    int rc = -1;
+    if (!json_is_object(root)) {
+        lmp_error("%s: not a JSON object", path);
+        goto done;
+    }
+    json_t *mt = json_object_get(root, "model_type");
+    if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "gpt2") != 0)) {
+        lmp_error("%s: model_type is \"%s\", expected \"gpt2\"", path,
+                  json_is_string(mt) ? json_string_value(mt) : "?");
+        goto done;
+    }
+    json_t *act = json_object_get(root, "activation_function");
+    if (act && (!json_is_string(act) || (strcmp(json_string_value(act), "gelu_new") != 0 &&
+                                         strcmp(json_string_value(act), "gelu_pytorch_tanh") != 0))) {
+        lmp_error("%s: activation_function \"%s\" not supported (only gelu_new)", path,
+                  json_is_string(act) ? json_string_value(act) : "?");
+        goto done;
+    }
+    if (json_int_key(root, "n_layer", path, &c->n_layer) || json_int_key(root, "n_head", path, &c->n_head) ||
+        json_int_key(root, "n_embd", path, &c->n_embd) ||
+        json_int_key(root, "vocab_size", path, &c->vocab_size) ||
+        json_int_key(root, json_object_get(root, "n_positions") ? "n_positions" : "n_ctx", path,
+                     &c->n_ctx))
+        goto done;
+    json_t *eps = json_object_get(root, "layer_norm_epsilon");
+    if (eps && !json_is_number(eps)) {
+        lmp_error("%s: key \"layer_norm_epsilon\" is not a number", path);
+        goto done;
+    }
+    c->layer_norm_epsilon = eps ? (float)json_number_value(eps) : 1e-5f;
+    rc = lmp_gpt2_config_check(c, path);
+done:
+    json_decref(root);
+    return rc;
+}
+
+static int meta_int(const lmp_st *st, const char *key, int *out)
+{
+    const char *s = lmp_st_metadata(st, key);
+    if (!s) return lmp_error("%s: __metadata__ has no \"%s\"", lmp_st_path(st), key);
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > 0x7fffffff)
+        return lmp_error("%s: __metadata__ \"%s\" = \"%s\" is not a valid integer", lmp_st_path(st),
+                         key, s);
+    *out = (int)v;
+    return 0;
+}
+
+/* The config saved by lmp_gpt2_save in __metadata__; 1 if there is one. */
+static int config_from_metadata(const lmp_st *st, lmp_gpt2_config *c)
+{
+    if (!lmp_st_metadata(st, "n_layer")) return 0;
+    const char *ctx_key = lmp_st_metadata(st, "n_positions") ? "n_positions" : "n_ctx";
+    if (meta_int(st, "n_layer", &c->n_layer) || meta_int(st, "n_head", &c->n_head) ||
+        meta_int(st, "n_embd", &c->n_embd) || meta_int(st, "vocab_size", &c->vocab_size) ||
+        meta_int(st, ctx_key, &c->n_ctx))
+        return -1;
+    const char *eps = lmp_st_metadata(st, "layer_norm_epsilon");
+    c->layer_norm_epsilon = eps ? strtof(eps, NULL) : 1e-5f;
+    if (lmp_gpt2_config_check(c, lmp_st_path(st)) != 0) return -1;
+    return 1;
+}
+
+/* ------------------------------------------------------------ safetensors */
+
+static void shape_text(char *buf, size_t cap, const int64_t *shape, int ndim)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < ndim && k < cap; d++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31, man = h & 1023, bits;
+    if (exp == 0) { /* zero or subnormal */
+        float f = ldexpf((float)man, -24);
+        return sign ? -f : f;
+    }
+    if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
+    else bits = sign | ((exp + 112) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Tensor prefix + name as fp32 with the exact shape {d0} or {d0, d1}: a
+ * pointer into the mapping for F32, a converted owned copy for F16/BF16. */
+static int st_param(lmp_gpt2 *m, lmp_st *st, const char *prefix, const char *name, int ndim,
+                    int64_t d0, int64_t d1, float **out)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s%s", prefix, name);
+    const lmp_st_info *ti = lmp_st_find(st, key);
+    if (!ti) return lmp_error("%s: missing tensor \"%s\"", lmp_st_path(st), key);
+    int64_t want[2] = { d0, d1 };
+    if (ti->ndim != ndim || ti->shape[0] != d0 || (ndim == 2 && ti->shape[1] != d1)) {
+        char have[200], exp[64];
+        shape_text(have, sizeof have, ti->shape, ti->ndim);
+        shape_text(exp, sizeof exp, want, ndim);
+        return lmp_error("%s: tensor \"%s\" has shape %s, expected %s", lmp_st_path(st), key, have,
+                         exp);
+    }
+    const void *data;
+    size_t n = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
+    if (strcmp(ti->dtype, "F32") == 0) {
+        if (lmp_st_get(st, key, "F32", &data, NULL, NULL) != 0) return -1;
+        *out = (float *)data; /* read-only mapping: see gpt2.h */
+        return 0;
+    }
+    int f16 = strcmp(ti->dtype, "F16") == 0, bf16 = strcmp(ti->dtype, "BF16") == 0;
+    if (!f16 && !bf16)
+        return lmp_error("%s: tensor \"%s\" has dtype %s, expected F32, F16 or BF16",
+                         lmp_st_path(st), key, ti->dtype);
+    if (lmp_st_get(st, key, ti->dtype, &data, NULL, NULL) != 0) return -1;
+    const uint16_t *h = data;
+    float *f = gpt2_own(m, n);
+    for (size_t i = 0; i < n; i++) {
+        if (f16) f[i] = half_to_float(h[i]);
+        else {
+            uint32_t bits = (uint32_t)h[i] << 16;
+            memcpy(&f[i], &bits, 4);
+        }
+    }
+    *out = f;
+    return 0;
+}
+
+static int load_safetensors(const char *st_path, const char *config_path, const char *source,
+                            lmp_gpt2 **out)
+{
+    lmp_st *st;
+    if (lmp_st_open(st_path, &st) != 0) return -1;
+    lmp_gpt2_config c;
+    int have = config_from_metadata(st, &c);
+    if (have < 0) {
+        lmp_st_close(st);
+        return -1;
+    }
+    if (!have) {
+        struct stat sb;
+        if (!config_path || stat(config_path, &sb) != 0) {
+            lmp_error("%s: no GPT-2 config: no n_layer in __metadata__ and no config.json next to it",
+                      st_path);
+            lmp_st_close(st);
+            return -1;
+        }
+        if (read_config_json(config_path, &c) != 0) {
+            lmp_st_close(st);
+            return -1;
+        }
+    }
+    const char *prefix = "";
+    if (!lmp_st_find(st, "wte.weight") && lmp_st_find(st, "transformer.wte.weight"))
+        prefix = "transformer.";
+    lmp_gpt2 *m = gpt2_new_shell(&c, source);
+    m->storage->st = st;
+    int64_t C = c.n_embd, V = c.vocab_size;
+    int rc = st_param(m, st, prefix, "wte.weight", 2, V, C, &m->wte);
+    if (!rc) rc = st_param(m, st, prefix, "wpe.weight", 2, c.n_ctx, C, &m->wpe);
+    for (int l = 0; l < c.n_layer && !rc; l++) {
+        lmp_gpt2_block *b = &m->h[l];
+        char n[96];
+#define P(field, suffix, nd, a, bb)                                    \
+    if (!rc) {                                                         \
+        snprintf(n, sizeof n, "h.%d.%s", l, suffix);                   \
+        rc = st_param(m, st, prefix, n, nd, a, bb, &(field));          \
+    }
+        P(b->ln_1_w, "ln_1.weight", 1, C, 0);
+        P(b->ln_1_b, "ln_1.bias", 1, C, 0);
+        P(b->ln_2_w, "ln_2.weight", 1, C, 0);
+        P(b->ln_2_b, "ln_2.bias", 1, C, 0);
+        for (int k = 0; k < 4; k++) {
+            lmp_gpt2_linear *li = &m->linears[4 * l + k];
+            char wname[64], bname[64];
+            snprintf(wname, sizeof wname, "%s.weight", li->name);
+            snprintf(bname, sizeof bname, "%s.bias", li->name);
+            if (!rc) rc = st_param(m, st, prefix, wname, 2, li->in, li->out, &li->weight);
+            if (!rc) rc = st_param(m, st, prefix, bname, 1, li->out, 0, &li->bias);
+        }
+#undef P
+    }
+    if (!rc) rc = st_param(m, st, prefix, "ln_f.weight", 1, C, 0, &m->ln_f_w);
+    if (!rc) rc = st_param(m, st, prefix, "ln_f.bias", 1, C, 0, &m->ln_f_b);
+    if (!rc) { /* a checkpoint with more blocks than its config says */
+        char extra[96];
+        snprintf(extra, sizeof extra, "%sh.%d.ln_1.weight", prefix, c.n_layer);
+        if (lmp_st_find(st, extra))
+            rc = lmp_error("%s: tensor \"%s\" present but the config has n_layer %d", st_path, extra,
+                           c.n_layer);
+    }
+    const lmp_st_info *head = lmp_st_find(st, "lm_head.weight");
+    if (!rc && head) { /* tied head: must repeat wte exactly */
+        float *hw;
+        rc = st_param(m, st, "", "lm_head.weight", 2, V, C, &hw);
+        if (!rc && memcmp(hw, m->wte, (size_t)V * C * sizeof(float)) != 0)
+            rc = lmp_error("%s: lm_head.weight differs from wte.weight (only a tied LM head is supported)",
+                           st_path);
+    }
+    if (rc) {
+        lmp_gpt2_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+/* ------------------------------------------------------------ llm.c */
+
+/* dst[in,out] = src[out,in]^T, in tiles so both sides stay in cache. */
+static void transpose_into(float *dst, const float *src, int out, int in)
+{
+    const int TB = 32;
+    for (int o0 = 0; o0 < out; o0 += TB)
+        for (int i0 = 0; i0 < in; i0 += TB)
+            for (int o = o0; o < o0 + TB && o < out; o++)
+                for (int i = i0; i < i0 + TB && i < in; i++)
+                    dst[(size_t)i * out + o] = src[(size_t)o * in + i];
+}
+
+static int pread_full(int fd, void *buf, size_t n, off_t at)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, at);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r == 0) errno = EIO;
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+        at += r;
+    }
+    return 0;
+}
+
+static int load_llmc(const char *path, lmp_gpt2 **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return lmp_error("%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return lmp_error("%s: not a regular file", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    if (size < LLMC_HEADER_INTS * 4) {
+        close(fd);
+        return lmp_error("%s: file too small for an llm.c header (%zu bytes)", path, size);
+    }
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (map == MAP_FAILED) return lmp_error("%s: mmap failed: %s", path, strerror(e));
+    const int32_t *hdr = map;
+    int rc = 0;
+    if (hdr[0] != LLMC_MAGIC)
+        rc = lmp_error("%s: bad magic %d (not an llm.c GPT-2 checkpoint)", path, hdr[0]);
+    else if (hdr[1] != 3)
+        rc = lmp_error("%s: llm.c checkpoint version %d not supported (only 3 = fp32)", path, hdr[1]);
+    lmp_gpt2_config c = { .n_ctx = hdr[2], .vocab_size = hdr[3], .n_layer = hdr[4],
+                          .n_head = hdr[5], .n_embd = hdr[6], .layer_norm_epsilon = 1e-5f };
+    int Vp = hdr[7];
+    if (!rc) rc = lmp_gpt2_config_check(&c, path);
+    if (!rc && (Vp < c.vocab_size || Vp > c.vocab_size + 65536))
+        rc = lmp_error("%s: padded vocab size %d does not fit vocab size %d", path, Vp, c.vocab_size);
+    size_t C = (size_t)c.n_embd, L = (size_t)c.n_layer;
+    size_t nparams = lmp_gpt2_num_params(&c) + (size_t)(Vp - c.vocab_size) * C;
+    if (!rc && size != LLMC_HEADER_INTS * 4 + nparams * 4)
+        rc = lmp_error("%s: file is %zu bytes, expected %zu for its header (L=%d, C=%d, V=%d, Vp=%d, maxT=%d)",
+                       path, size, LLMC_HEADER_INTS * 4 + nparams * 4, c.n_layer, c.n_embd,
+                       c.vocab_size, Vp, c.n_ctx);
+    if (rc) {
+        munmap(map, size);
+        return -1;
+    }
+    lmp_gpt2 *m = gpt2_new_shell(&c, path);
+    m->storage->map = map;
+    m->storage->map_len = size;
+    float *p = (float *)((char *)map + LLMC_HEADER_INTS * 4);
+    /* llm.c's order: wte[Vp,C] wpe[maxT,C] ln1w[L,C] ln1b[L,C] qkvw[L,3C,C]
+     * qkvb[L,3C] attprojw[L,C,C] attprojb[L,C] ln2w ln2b fcw[L,4C,C] fcb[L,4C]
+     * fcprojw[L,C,4C] fcprojb[L,C] lnfw[C] lnfb[C] */
+    m->wte = p; /* rows V..Vp-1 are padding, never read */
+    p += (size_t)Vp * C;
+    m->wpe = p;
+    p += (size_t)c.n_ctx * C;
+    float *ln1w = p, *ln1b = ln1w + L * C, *qkvw = ln1b + L * C, *qkvb = qkvw + L * 3 * C * C;
+    float *apw = qkvb + L * 3 * C, *apb = apw + L * C * C, *ln2w = apb + L * C, *ln2b = ln2w + L * C;
+    float *fcw = ln2b + L * C, *fcb = fcw + L * 4 * C * C, *fpw = fcb + L * 4 * C;
+    float *fpb = fpw + L * 4 * C * C, *lnfw = fpb + L * C, *lnfb = lnfw + C;
+    /* The [out, in] matrices are read with pread into a scratch buffer and
+     * transposed into owned memory, so their mapped pages are never touched
+     * (peak RSS stays near the weight bytes). */
+    float *tw = gpt2_own(m, L * 12 * C * C);
+    const float *srcw[4] = { qkvw, apw, fcw, fpw };
+    float *bias[4] = { qkvb, apb, fcb, fpb };
+    float *scratch = mallocCheck(4 * C * C * sizeof(float));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) rc = lmp_error("%s: %s", path, strerror(errno));
+    for (size_t l = 0; l < L && !rc; l++) {
+        lmp_gpt2_block *b = &m->h[l];
+        b->ln_1_w = ln1w + l * C;
+        b->ln_1_b = ln1b + l * C;
+        b->ln_2_w = ln2w + l * C;
+        b->ln_2_b = ln2b + l * C;
+        for (int k = 0; k < 4 && !rc; k++) {
+            lmp_gpt2_linear *li = &m->linears[4 * l + k];
+            size_t n = (size_t)li->in * li->out;
+            off_t at = (off_t)((const char *)(srcw[k] + l * n) - (const char *)map);
+            if (pread_full(fd, scratch, n * sizeof(float), at) != 0) {
+                rc = lmp_error("%s: read failed: %s", path, strerror(errno));
+                break;
+            }
+            transpose_into(tw, scratch, li->out, li->in);
+            li->weight = tw;
+            li->bias = bias[k] + l * (size_t)li->out;
+            tw += n;
+        }
+    }
+    if (fd >= 0) close(fd);
+    free(scratch);
+    if (rc) {
+        lmp_gpt2_free(m);
+        return -1;
+    }
+    m->ln_f_w = lnfw;
+    m->ln_f_b = lnfb;
+    *out = m;
+    return 0;
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+int lmp_gpt2_load(const char *path, lmp_gpt2 **out)
+{
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return lmp_error("%s: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) {
+        char *st = lmp_strfmt("%s/model.safetensors", path);
+        char *cfg = lmp_strfmt("%s/config.json", path);
+        int rc;
+        if (stat(st, &sb) != 0) {
+            char *bin = lmp_strfmt("%s/pytorch_model.bin", path);
+            rc = lmp_error("%s: no model.safetensors in the folder%s", path,
+                           stat(bin, &sb) == 0 ? " (pytorch_model.bin is not supported: convert it to safetensors)" : "");
+            free(bin);
+        } else if (stat(cfg, &sb) != 0) {
+            rc = lmp_error("%s: no config.json in the folder", path);
+        } else {
+            rc = load_safetensors(st, cfg, path, out);
+        }
+        free(st);
+        free(cfg);
+        return rc;
+    }
+    /* a file: llm.c by its magic (or name), otherwise safetensors */
+    int32_t magic = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return lmp_error("%s: %s", path, strerror(errno));
+    size_t got = fread(&magic, 1, 4, f);
+    fclose(f);
+    if ((got == 4 && magic == LLMC_MAGIC) || ends_with(path, ".bin")) return load_llmc(path, out);
+    char *dir = strdupCheck(path);
+    char *slash = strrchr(dir, '/');
+    char *cfg = slash ? (slash[1] = 0, lmp_strfmt("%sconfig.json", dir)) : strdupCheck("config.json");
+    int rc = load_safetensors(path, cfg, path, out);
+    free(cfg);
+    free(dir);
+    return rc;
+}
+
+/* ------------------------------------------------------------ save */
+
+int lmp_gpt2_save(const lmp_gpt2 *m, const char *path)
+{
+    const lmp_gpt2_config *c = &m->config;
+    int L = c->n_layer;
+    int64_t C = c->n_embd;
+    int n = 4 + 12 * L;
+    lmp_st_tensor *t = callocCheck((size_t)n, sizeof *t);
+    int64_t (*shapes)[2] = callocCheck((size_t)n, sizeof *shapes);
+    char (*names)[64] = callocCheck((size_t)n, sizeof *names);
+    int k = 0;
+#define ADD(nm, ptr, d0, d1)                                              \
+    do {                                                                  \
+        snprintf(names[k], sizeof names[k], "%s", nm);                    \
+        shapes[k][0] = (d0);                                              \
+        shapes[k][1] = (d1);                                              \
+        t[k] = (lmp_st_tensor){ names[k], "F32", (d1) ? 2 : 1, shapes[k], (ptr) }; \
+        k++;                                                              \
+    } while (0)
+    ADD("wte.weight", m->wte, c->vocab_size, C);
+    ADD("wpe.weight", m->wpe, c->n_ctx, C);
+    for (int l = 0; l < L; l++) {
+        const lmp_gpt2_block *b = &m->h[l];
+        char nm[64];
+        snprintf(nm, sizeof nm, "h.%d.ln_1.weight", l);
+        ADD(nm, b->ln_1_w, C, 0);
+        snprintf(nm, sizeof nm, "h.%d.ln_1.bias", l);
+        ADD(nm, b->ln_1_b, C, 0);
+        snprintf(nm, sizeof nm, "h.%d.ln_2.weight", l);
+        ADD(nm, b->ln_2_w, C, 0);
+        snprintf(nm, sizeof nm, "h.%d.ln_2.bias", l);
+        ADD(nm, b->ln_2_b, C, 0);
+        for (int j = 0; j < 4; j++) {
+            const lmp_gpt2_linear *li = &m->linears[4 * l + j];
+            snprintf(nm, sizeof nm, "%s.weight", li->name);
+            ADD(nm, li->weight, li->in, li->out);
+            snprintf(nm, sizeof nm, "%s.bias", li->name);
+            ADD(nm, li->bias, li->out, 0);
+        }
+    }
+    ADD("ln_f.weight", m->ln_f_w, C, 0);
+    ADD("ln_f.bias", m->ln_f_b, C, 0);
+#undef ADD
+    char v[5][16], eps[32];
+    snprintf(v[0], sizeof v[0], "%d", c->n_layer);
+    snprintf(v[1], sizeof v[1], "%d", c->n_head);
+    snprintf(v[2], sizeof v[2], "%d", c->n_embd);
+    snprintf(v[3], sizeof v[3], "%d", c->n_ctx);
+    snprintf(v[4], sizeof v[4], "%d", c->vocab_size);
+    /* shortest text that reads back as the same float: "1e-05" */
+    snprintf(eps, sizeof eps, "%.6g", c->layer_norm_epsilon);
+    if (strtof(eps, NULL) != c->layer_norm_epsilon) snprintf(eps, sizeof eps, "%.9g", c->layer_norm_epsilon);
+    lmp_st_kv meta[] = { { "format", "pt" }, { "model_type", "gpt2" }, { "n_layer", v[0] },
+                         { "n_head", v[1] },  { "n_embd", v[2] },       { "n_positions", v[3] },
+                         { "vocab_size", v[4] }, { "layer_norm_epsilon", eps } };
+    int nmeta = (int)(sizeof meta / sizeof meta[0]);
+    int rc;
+    if (ends_with(path, ".safetensors")) {
+        rc = lmp_st_write(path, t, n, meta, nmeta);
+    } else if ((rc = lmp_mkdirs(path)) == 0) {
+        char *stp = lmp_strfmt("%s/model.safetensors", path);
+        rc = lmp_st_write(stp, t, n, meta, nmeta);
+        free(stp);
+        if (rc == 0) {
+            json_t *j = json_object();
+            json_t *arch = json_array();
+            json_array_append_new(arch, json_string("GPT2LMHeadModel"));
+            json_object_set_new(j, "architectures", arch);
+            json_object_set_new(j, "model_type", json_string("gpt2"));
+            json_object_set_new(j, "activation_function", json_string("gelu_new"));
+            json_object_set_new(j, "n_layer", json_integer(c->n_layer));
+            json_object_set_new(j, "n_head", json_integer(c->n_head));
+            json_object_set_new(j, "n_embd", json_integer(c->n_embd));
+            json_object_set_new(j, "n_positions", json_integer(c->n_ctx));
+            json_object_set_new(j, "n_ctx", json_integer(c->n_ctx));
+            json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
+            json_object_set_new(j, "layer_norm_epsilon", json_real(strtod(eps, NULL)));
+            json_object_set_new(j, "bos_token_id", json_integer(LMP_GPT2_EOS));
+            json_object_set_new(j, "eos_token_id", json_integer(LMP_GPT2_EOS));
+            json_object_set_new(j, "tie_word_embeddings", json_true());
+            char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+            json_decref(j);
+            char *cfg = lmp_strfmt("%s/config.json", path);
+            char *body = lmp_strfmt("%s\n", s);
+            rc = lmp_write_file_atomic(cfg, body, strlen(body));
+            free(body);
+            free(cfg);
+            free(s);
+        }
+    }
+    free(t);
+    free(shapes);
+    free(names);
+    return rc;
+}

@@ -1,0 +1,648 @@
+/*
+ * lora.c — the LoRA adapter kind: forward/backward on nn.h's kernels,
+ * parameters, merge, and the Hugging Face PEFT adapter folder (see lora.h).
+ */
+#include "config.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <jansson.h>
+#include <math.h>
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lora.h"
+#include "nn.h"
+
+typedef struct {
+    lmp_lora_config cfg; /* targets: owned copy */
+    int r;
+    float scale, p;      /* scaling, dropout probability */
+    float *A, *B;        /* [in, r], [r, out]: one allocation */
+    float *u, *du;       /* [N, r]: dropout(x) A of the last forward, and its gradient */
+    size_t cap;          /* rows u and du hold */
+    int dropped;         /* the last forward applied dropout ... */
+    lmp_rng rng_at;      /* ... drawing from this RNG state */
+    lmp_params_group *g;
+    int iA, iB;
+} lora;
+
+/* ------------------------------------------------------------ the adapter */
+
+static void lora_forward(lmp_adapter *a, const lmp_linear *l, float *out, const float *inp, int N)
+{
+    lora *x = a->ctx;
+    if ((size_t)N > x->cap) {
+        free(x->u);
+        x->u = mallocCheck((size_t)N * 2 * x->r * sizeof(float));
+        x->du = x->u + (size_t)N * x->r;
+        x->cap = (size_t)N;
+    }
+    const float *xin = inp;
+    size_t nin = (size_t)N * l->in;
+    x->dropped = a->host->train && x->p > 0;
+    if (x->dropped) {
+        x->rng_at = a->host->rng;
+        float *d = lmp_adapter_scratch(a->host, 0, nin), *mask = lmp_adapter_scratch(a->host, 1, nin);
+        dropout_forward(d, mask, inp, nin, x->p, &a->host->rng);
+        xin = d;
+    }
+    matmul_forward(x->u, xin, x->A, NULL, N, l->in, x->r);
+    matmul_acc_forward(out, x->u, x->B, N, x->r, l->out, x->scale);
+}
+
+static const float *lora_backward(lmp_adapter *a, const lmp_linear *l, float *dinp, const float *dout,
+                                  const float *inp, int N)
+{
+    lora *x = a->ctx;
+    float *dA = lmp_adapter_grad(x->g, x->iA), *dB = lmp_adapter_grad(x->g, x->iB);
+    int r = x->r;
+    /* du = scaling * dout B^T;  dB += scaling * u^T dout */
+    memset(x->du, 0, (size_t)N * r * sizeof(float));
+    matmul_acc_backward(x->du, dB, dout, x->u, x->B, N, r, l->out, x->scale);
+    if (!dA && !dinp) return dout;
+    if (!x->dropped) { /* dA += x^T du;  dinp += du A^T */
+        matmul_backward(dinp, dA, NULL, x->du, inp, x->A, N, l->in, r);
+        return dout;
+    }
+    size_t nin = (size_t)N * l->in;
+    float *d = lmp_adapter_scratch(a->host, 0, nin), *mask = lmp_adapter_scratch(a->host, 1, nin);
+    lmp_rng rng = x->rng_at; /* the same draws as the forward */
+    dropout_forward(d, mask, inp, nin, x->p, &rng);
+    if (dA) matmul_backward(NULL, dA, NULL, x->du, d, x->A, N, l->in, r);
+    if (dinp) {
+        memset(d, 0, nin * sizeof(float));
+        matmul_backward(d, NULL, NULL, x->du, NULL, x->A, N, l->in, r);
+        dropout_backward(dinp, mask, d, nin);
+    }
+    return dout;
+}
+
+static int lora_params(lmp_adapter *a, lmp_params_group *g)
+{
+    lora *x = a->ctx;
+    const lmp_linear *l = a->layer;
+    char *na = lmp_strfmt("%s.lora_A.weight", l->name);
+    char *nb = lmp_strfmt("%s.lora_B.weight", l->name);
+    int rc = lmp_params_add(g, na, x->A, (size_t)l->in * x->r, LMP_PARAM_TRAIN);
+    x->iA = g->count - 1;
+    if (rc == 0) rc = lmp_params_add(g, nb, x->B, (size_t)x->r * l->out, LMP_PARAM_TRAIN);
+    x->iB = g->count - 1;
+    x->g = rc == 0 ? g : NULL;
+    free(na);
+    free(nb);
+    return rc;
+}
+
+/* W [in, out] += scaling * A [in, r] B [r, out] */
+static int lora_merge(lmp_adapter *a, lmp_linear *l)
+{
+    lora *x = a->ctx;
+    matmul_acc_forward(l->weight, x->A, x->B, l->in, x->r, l->out, x->scale);
+    return 0;
+}
+
+static void lora_destroy(lmp_adapter *a)
+{
+    lora *x = a->ctx;
+    free((char *)x->cfg.targets);
+    free(x->A);
+    free(x->u);
+    free(x);
+}
+
+static const lmp_adapter_ops lora_ops = {
+    .kind = "lora",
+    .forward = lora_forward,
+    .backward = lora_backward,
+    .params = lora_params,
+    .merge = lora_merge,
+    .destroy = lora_destroy,
+};
+
+/* ------------------------------------------------------------ attaching */
+
+float lmp_lora_scaling(const lmp_lora_config *c)
+{
+    return (float)(c->rslora ? c->alpha / sqrt((double)c->rank) : c->alpha / c->rank);
+}
+
+static lora *lora_new(const lmp_lora_config *c, const lmp_linear *l)
+{
+    lora *x = callocCheck(1, sizeof *x);
+    x->cfg = *c;
+    x->cfg.targets = strdupCheck(c->targets ? c->targets : "");
+    x->r = c->rank;
+    x->scale = lmp_lora_scaling(c);
+    x->p = (float)c->dropout;
+    x->A = callocCheck((size_t)(l->in + l->out) * c->rank, sizeof(float));
+    x->B = x->A + (size_t)l->in * c->rank;
+    x->iA = x->iB = -1;
+    return x;
+}
+
+static int config_check(const lmp_lora_config *c, const char *what)
+{
+    if (c->rank < 1) return lmp_error("%s: LoRA rank %d must be at least 1", what, c->rank);
+    if (!(c->dropout >= 0 && c->dropout < 1))
+        return lmp_error("%s: LoRA dropout %g outside [0, 1)", what, c->dropout);
+    if (!isfinite(c->alpha)) return lmp_error("%s: lora_alpha is not finite", what);
+    return 0;
+}
+
+int lmp_lora_count(const lmp_adapter_host *h) { return lmp_adapter_count(h, "lora"); }
+
+static lora *first_lora(const lmp_adapter_host *h)
+{
+    for (int i = 0; i < h->n_attached; i++)
+        if (h->attached[i]->ops == &lora_ops) return h->attached[i]->ctx;
+    return NULL;
+}
+
+const lmp_lora_config *lmp_lora_config_of(const lmp_adapter_host *h)
+{
+    lora *x = first_lora(h);
+    return x ? &x->cfg : NULL;
+}
+
+int lmp_lora_weights(const lmp_linear *l, float **A, float **B, int *rank)
+{
+    for (lmp_adapter *a = l->adapters; a; a = a->next)
+        if (a->ops == &lora_ops) {
+            lora *x = a->ctx;
+            *A = x->A, *B = x->B, *rank = x->r;
+            return 0;
+        }
+    *A = *B = NULL;
+    *rank = 0;
+    return lmp_error("layer '%s' has no LoRA adapter", l->name);
+}
+
+int lmp_lora_attach(lmp_adapter_host *h, const lmp_lora_config *c, lmp_rng *rng)
+{
+    if (config_check(c, "lora") != 0) return -1;
+    if (lmp_lora_count(h) > 0) return lmp_error("lora: the %s model already has LoRA adapters", h->model);
+    unsigned char *sel = mallocCheck((size_t)h->n_linears + 1);
+    if (lmp_adapter_select(h, c->targets, sel) != 0) {
+        free(sel);
+        return -1;
+    }
+    for (int i = 0; i < h->n_linears; i++) {
+        if (!sel[i]) continue;
+        lmp_linear *l = &h->linears[i];
+        lora *x = lora_new(c, l);
+        size_t nA = (size_t)l->in * c->rank;
+        if (c->init == LMP_LORA_INIT_GAUSSIAN) {
+            for (size_t k = 0; k < nA; k++) x->A[k] = lmp_rng_normal(rng) / (float)c->rank;
+        } else { /* kaiming_uniform_(a=sqrt(5)) on [r, in]: gain sqrt(1/3), bound gain*sqrt(3/in) */
+            float bound = 1.0f / sqrtf((float)l->in);
+            for (size_t k = 0; k < nA; k++) x->A[k] = (2 * lmp_rng_uniform(rng) - 1) * bound;
+        }
+        lmp_adapter_attach(h, l, lmp_adapter_new(&lora_ops, x));
+    }
+    free(sel);
+    return 0;
+}
+
+/* ------------------------------------------------------------ PEFT files */
+
+#define KEY_PREFIX "base_model.model."
+
+static char *module_name(const lmp_adapter_host *h, const lmp_linear *l)
+{
+    return lmp_strfmt("%s%s", h->prefix, l->name);
+}
+
+/* The regex (PEFT's string form of target_modules, matched with fullmatch
+ * against module names) equivalent to our patterns: a glob matching the
+ * layer name or a dot-suffix of it. */
+static char *targets_regex(const char *targets)
+{
+    lmp_sbuf b = {0};
+    lmp_sbuf_puts(&b, "(.*\\.)?(");
+    char *list = strdupCheck(targets), *save = NULL;
+    int first = 1;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t') tok++;
+        size_t n = strlen(tok);
+        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t')) tok[--n] = 0;
+        if (!n) continue;
+        if (!first) lmp_sbuf_putc(&b, '|');
+        first = 0;
+        for (const char *p = tok; *p; p++) {
+            if (*p == '*') lmp_sbuf_puts(&b, ".*");
+            else {
+                if (strchr("\\^$.|?+()[]{}", *p)) lmp_sbuf_putc(&b, '\\');
+                lmp_sbuf_putc(&b, *p);
+            }
+        }
+    }
+    lmp_sbuf_putc(&b, ')');
+    free(list);
+    return b.s;
+}
+
+static json_t *targets_json(const char *targets)
+{
+    if (strchr(targets, '*')) {
+        char *re = targets_regex(targets);
+        json_t *j = json_string(re);
+        free(re);
+        return j;
+    }
+    json_t *arr = json_array();
+    char *list = strdupCheck(targets), *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t') tok++;
+        size_t n = strlen(tok);
+        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t')) tok[--n] = 0;
+        if (n) json_array_append_new(arr, json_string(tok));
+    }
+    free(list);
+    return arr;
+}
+
+/* dst[c, r] = src[r, c] */
+static void transpose(float *dst, const float *src, int rows, int cols)
+{
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+}
+
+int lmp_lora_save(const lmp_adapter_host *h, const char *dir, const char *task_type, const char *base,
+                  const lmp_lora_extra *extra, int n_extra)
+{
+    const lmp_lora_config *c = lmp_lora_config_of(h);
+    if (!c) return lmp_error("%s: the %s model has no LoRA adapters to save", dir, h->model);
+    for (int i = 0; i < h->n_attached; i++)
+        if (h->attached[i]->ops != &lora_ops)
+            return lmp_error("%s: adapter kind '%s' on %s cannot be saved in a PEFT LoRA folder", dir,
+                             h->attached[i]->ops->kind, h->attached[i]->layer->name);
+    if (lmp_mkdirs(dir) != 0) return -1;
+
+    int n = 2 * h->n_attached + n_extra;
+    lmp_st_tensor *t = callocCheck((size_t)n, sizeof *t);
+    int64_t (*shapes)[2] = callocCheck((size_t)n, sizeof *shapes);
+    char **names = callocCheck((size_t)n, sizeof *names);
+    float **bufs = callocCheck((size_t)n, sizeof *bufs);
+    int k = 0;
+    for (int i = 0; i < h->n_attached; i++) {
+        const lmp_linear *l = h->attached[i]->layer;
+        lora *x = h->attached[i]->ctx;
+        char *mod = module_name(h, l);
+        /* lora_A.weight [r, in] = A^T;  lora_B.weight [out, r] = B^T */
+        names[k] = lmp_strfmt(KEY_PREFIX "%s.lora_A.weight", mod);
+        bufs[k] = mallocCheck((size_t)l->in * x->r * sizeof(float));
+        transpose(bufs[k], x->A, l->in, x->r);
+        shapes[k][0] = x->r, shapes[k][1] = l->in;
+        t[k] = (lmp_st_tensor){ names[k], "F32", 2, shapes[k], bufs[k] };
+        k++;
+        names[k] = lmp_strfmt(KEY_PREFIX "%s.lora_B.weight", mod);
+        bufs[k] = mallocCheck((size_t)x->r * l->out * sizeof(float));
+        transpose(bufs[k], x->B, x->r, l->out);
+        shapes[k][0] = l->out, shapes[k][1] = x->r;
+        t[k] = (lmp_st_tensor){ names[k], "F32", 2, shapes[k], bufs[k] };
+        k++;
+        free(mod);
+    }
+    for (int i = 0; i < n_extra; i++, k++) {
+        names[k] = lmp_strfmt(KEY_PREFIX "%s", extra[i].name);
+        shapes[k][0] = extra[i].shape[0], shapes[k][1] = extra[i].shape[1];
+        t[k] = (lmp_st_tensor){ names[k], "F32", extra[i].ndim, shapes[k], extra[i].data };
+    }
+    char *stp = lmp_strfmt("%s/adapter_model.safetensors", dir);
+    lmp_st_kv meta[] = { { "format", "pt" } };
+    int rc = lmp_st_write(stp, t, n, meta, 1);
+    free(stp);
+    for (int i = 0; i < n; i++) free(names[i]), free(bufs[i]);
+    free(t), free(shapes), free(names), free(bufs);
+    if (rc != 0) return -1;
+
+    /* adapter_config.json as PEFT's save_pretrained writes it (sorted keys) */
+    json_t *j = json_object();
+    json_object_set_new(j, "alpha_pattern", json_object());
+    json_object_set_new(j, "base_model_name_or_path", base ? json_string(base) : json_null());
+    json_object_set_new(j, "bias", json_string("none"));
+    json_object_set_new(j, "fan_in_fan_out", json_true()); /* GPT-2's Conv1D stores [in, out] */
+    json_object_set_new(j, "inference_mode", json_true());
+    json_object_set_new(j, "init_lora_weights",
+                        c->init == LMP_LORA_INIT_GAUSSIAN ? json_string("gaussian") : json_true());
+    json_object_set_new(j, "layers_pattern", json_null());
+    json_object_set_new(j, "layers_to_transform", json_null());
+    json_object_set_new(j, "lora_alpha", c->alpha == floor(c->alpha) && fabs(c->alpha) < 1e15
+                                             ? json_integer((json_int_t)c->alpha)
+                                             : json_real(c->alpha));
+    json_object_set_new(j, "lora_dropout", json_real(c->dropout));
+    json_t *mts;
+    if (task_type && strcmp(task_type, "SEQ_CLS") == 0) { /* what PeftModelForSequenceClassification adds */
+        mts = json_array();
+        json_array_append_new(mts, json_string("classifier"));
+        json_array_append_new(mts, json_string("score"));
+    } else if (n_extra > 0) {
+        mts = json_array();
+        for (int i = 0; i < n_extra; i++) {
+            char *m = strdupCheck(extra[i].name), *dot = strrchr(m, '.');
+            if (dot) *dot = 0;
+            json_array_append_new(mts, json_string(m));
+            free(m);
+        }
+    } else {
+        mts = json_null();
+    }
+    json_object_set_new(j, "modules_to_save", mts);
+    json_object_set_new(j, "peft_type", json_string("LORA"));
+    json_object_set_new(j, "r", json_integer(c->rank));
+    json_object_set_new(j, "rank_pattern", json_object());
+    json_object_set_new(j, "revision", json_null());
+    json_object_set_new(j, "target_modules", targets_json(c->targets));
+    json_object_set_new(j, "task_type", task_type ? json_string(task_type) : json_null());
+    json_object_set_new(j, "use_dora", json_false());
+    json_object_set_new(j, "use_rslora", json_boolean(c->rslora));
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    char *cfgp = lmp_strfmt("%s/adapter_config.json", dir);
+    char *body = lmp_strfmt("%s\n", s);
+    rc = lmp_write_file_atomic(cfgp, body, strlen(body));
+    free(body), free(cfgp), free(s);
+    return rc;
+}
+
+/* ---- loading */
+
+typedef struct {
+    lmp_lora_config cfg;
+    char *targets_text;   /* list joined with commas, or the regex */
+    int is_regex;
+    pcre2_code *re;
+} peft_config;
+
+static int bad_key(const char *path, const char *key, const char *want)
+{
+    return lmp_error("%s: \"%s\" must be %s", path, key, want);
+}
+
+static int read_peft_config(const char *path, peft_config *pc)
+{
+    char *text;
+    size_t len;
+    if (lmp_read_file(path, 1 << 20, &text, &len) != 0) return -1;
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    free(text);
+    if (!root) return lmp_error("%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
+    int rc = -1;
+    json_t *v;
+    memset(pc, 0, sizeof *pc);
+    lmp_lora_config *c = &pc->cfg;
+    if (!json_is_object(root)) {
+        lmp_error("%s: not a JSON object", path);
+        goto done;
+    }
+    v = json_object_get(root, "peft_type");
+    if (!json_is_string(v)) {
+        bad_key(path, "peft_type", "a string");
+        goto done;
+    }
+    if (strcmp(json_string_value(v), "LORA") != 0) {
+        lmp_error("%s: peft_type \"%s\" is not supported (only LORA)", path, json_string_value(v));
+        goto done;
+    }
+    v = json_object_get(root, "r");
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1 << 20) {
+        bad_key(path, "r", "a positive integer");
+        goto done;
+    }
+    c->rank = (int)json_integer_value(v);
+    v = json_object_get(root, "lora_alpha");
+    if (v && !json_is_number(v)) {
+        bad_key(path, "lora_alpha", "a number");
+        goto done;
+    }
+    c->alpha = v ? json_number_value(v) : 8; /* PEFT's default */
+    v = json_object_get(root, "lora_dropout");
+    if (v && !json_is_number(v)) {
+        bad_key(path, "lora_dropout", "a number");
+        goto done;
+    }
+    c->dropout = v ? json_number_value(v) : 0;
+    v = json_object_get(root, "use_rslora");
+    if (v && !json_is_boolean(v)) {
+        bad_key(path, "use_rslora", "true or false");
+        goto done;
+    }
+    c->rslora = v && json_is_true(v);
+    v = json_object_get(root, "init_lora_weights");
+    c->init = json_is_string(v) && strcmp(json_string_value(v), "gaussian") == 0 ? LMP_LORA_INIT_GAUSSIAN
+                                                                                 : LMP_LORA_INIT_KAIMING;
+    v = json_object_get(root, "bias");
+    if (v && !json_is_null(v) && (!json_is_string(v) || strcmp(json_string_value(v), "none") != 0)) {
+        lmp_error("%s: bias \"%s\" is not supported (only \"none\")", path,
+                  json_is_string(v) ? json_string_value(v) : "?");
+        goto done;
+    }
+    if (json_is_true(json_object_get(root, "use_dora"))) {
+        lmp_error("%s: use_dora is not supported (plain LoRA only)", path);
+        goto done;
+    }
+    static const char *const patterns[] = { "rank_pattern", "alpha_pattern" };
+    for (int i = 0; i < 2; i++) {
+        v = json_object_get(root, patterns[i]);
+        if (v && !json_is_null(v) && (!json_is_object(v) || json_object_size(v) > 0)) {
+            lmp_error("%s: %s is not supported (one r and lora_alpha for every layer)", path, patterns[i]);
+            goto done;
+        }
+    }
+    v = json_object_get(root, "layers_to_transform");
+    if (v && !json_is_null(v)) {
+        lmp_error("%s: layers_to_transform is not supported (use target_modules)", path);
+        goto done;
+    }
+    v = json_object_get(root, "target_modules");
+    if (json_is_string(v)) {
+        pc->is_regex = 1;
+        pc->targets_text = strdupCheck(json_string_value(v));
+        int err;
+        PCRE2_SIZE off;
+        pc->re = pcre2_compile((PCRE2_SPTR)pc->targets_text, PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED | PCRE2_ENDANCHORED,
+                               &err, &off, NULL);
+        if (!pc->re) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(err, msg, sizeof msg);
+            lmp_error("%s: target_modules regex: %s at offset %zu", path, (char *)msg, (size_t)off);
+            goto done;
+        }
+    } else if (json_is_array(v) && json_array_size(v) > 0) {
+        lmp_sbuf b = {0};
+        lmp_sbuf_puts(&b, "");
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e) || !*json_string_value(e) || strchr(json_string_value(e), ',')) {
+                lmp_sbuf_free(&b);
+                bad_key(path, "target_modules", "a regex or a list of module names");
+                goto done;
+            }
+            if (i) lmp_sbuf_putc(&b, ',');
+            lmp_sbuf_puts(&b, json_string_value(e));
+        }
+        pc->targets_text = b.s;
+    } else {
+        bad_key(path, "target_modules", "a regex or a list of module names");
+        goto done;
+    }
+    c->targets = pc->targets_text;
+    rc = config_check(c, path);
+done:
+    json_decref(root);
+    return rc;
+}
+
+static void peft_config_free(peft_config *pc)
+{
+    free(pc->targets_text);
+    pcre2_code_free(pc->re);
+}
+
+/* PEFT's check_target_module_exists: fullmatch for a regex, else the name
+ * itself or a dot-suffix of it is in the list. */
+static int peft_targets(const peft_config *pc, const char *module)
+{
+    if (pc->is_regex) {
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(pc->re, NULL);
+        int r = pcre2_match(pc->re, (PCRE2_SPTR)module, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL);
+        pcre2_match_data_free(md);
+        return r >= 0;
+    }
+    char *list = strdupCheck(pc->targets_text), *save = NULL;
+    int hit = 0;
+    for (char *tok = strtok_r(list, ",", &save); tok && !hit; tok = strtok_r(NULL, ",", &save)) {
+        size_t a = strlen(module), b = strlen(tok);
+        hit = strcmp(module, tok) == 0 || (a > b && module[a - b - 1] == '.' && strcmp(module + a - b, tok) == 0);
+    }
+    free(list);
+    return hit;
+}
+
+static void shape_text(char *buf, size_t cap, const int64_t *shape, int ndim)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < ndim && k < cap; d++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+
+/* The F32 data of `key`, checked to be [d0, d1]; `rank_dim` (0 or 1) is the
+ * dimension holding r, reported as a rank mismatch when only it differs. */
+static int get_matrix(lmp_st *st, const char *key, int64_t d0, int64_t d1, int rank_dim, const float **out)
+{
+    const lmp_st_info *ti = lmp_st_find(st, key);
+    if (!ti) return lmp_error("%s: missing tensor \"%s\"", lmp_st_path(st), key);
+    int64_t want[2] = { d0, d1 };
+    if (ti->ndim == 2 && ti->shape[1 - rank_dim] == want[1 - rank_dim] && ti->shape[rank_dim] != want[rank_dim])
+        return lmp_error("%s: tensor \"%s\" has rank %lld but adapter_config.json has r = %lld", lmp_st_path(st),
+                         key, (long long)ti->shape[rank_dim], (long long)want[rank_dim]);
+    if (ti->ndim != 2 || ti->shape[0] != d0 || ti->shape[1] != d1) {
+        char have[200], exp[64];
+        shape_text(have, sizeof have, ti->shape, ti->ndim);
+        shape_text(exp, sizeof exp, want, 2);
+        return lmp_error("%s: tensor \"%s\" has shape %s, expected %s", lmp_st_path(st), key, have, exp);
+    }
+    if (strcmp(ti->dtype, "F32") != 0)
+        return lmp_error("%s: tensor \"%s\" has dtype %s, expected F32", lmp_st_path(st), key, ti->dtype);
+    const void *d;
+    if (lmp_st_get(st, key, "F32", &d, NULL, NULL) != 0) return -1;
+    *out = d;
+    return 0;
+}
+
+int lmp_lora_load(lmp_adapter_host *h, const char *dir, const char *const *extra, lmp_lora_config *cfg,
+                  lmp_st **st_out)
+{
+    if (st_out) *st_out = NULL;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return lmp_error("%s: not a PEFT adapter folder (no such directory)", dir);
+    if (lmp_lora_count(h) > 0) return lmp_error("%s: the %s model already has LoRA adapters", dir, h->model);
+    char *cfgp = lmp_strfmt("%s/adapter_config.json", dir);
+    char *stp = lmp_strfmt("%s/adapter_model.safetensors", dir);
+    peft_config pc = { 0 };
+    lmp_st *st = NULL;
+    int n = h->n_linears, rc = -1, bad = 0;
+    unsigned char *sel = callocCheck((size_t)n + 1, 1);
+    const float **As = callocCheck((size_t)n + 1, sizeof *As), **Bs = callocCheck((size_t)n + 1, sizeof *Bs);
+    if (stat(cfgp, &sb) != 0) {
+        lmp_error("%s: no adapter_config.json in the folder", dir);
+        free(cfgp), free(stp), free(sel), free(As), free(Bs);
+        return -1;
+    }
+    if (read_peft_config(cfgp, &pc) != 0) goto out;
+    if (stat(stp, &sb) != 0) {
+        char *bin = lmp_strfmt("%s/adapter_model.bin", dir);
+        lmp_error("%s: no adapter_model.safetensors in the folder%s", dir,
+                  stat(bin, &sb) == 0 ? " (adapter_model.bin is not supported: convert it to safetensors)" : "");
+        free(bin);
+        goto out;
+    }
+    if (lmp_st_open(stp, &st) != 0) goto out;
+
+    int hits = 0;
+    for (int i = 0; i < n && !bad; i++) {
+        lmp_linear *l = &h->linears[i];
+        char *mod = module_name(h, l);
+        if (peft_targets(&pc, mod)) {
+            sel[i] = 1, hits++;
+            char *ka = lmp_strfmt(KEY_PREFIX "%s.lora_A.weight", mod);
+            char *kb = lmp_strfmt(KEY_PREFIX "%s.lora_B.weight", mod);
+            if (get_matrix(st, ka, pc.cfg.rank, l->in, 0, &As[i]) != 0 ||
+                get_matrix(st, kb, l->out, pc.cfg.rank, 1, &Bs[i]) != 0)
+                bad = 1;
+            free(ka), free(kb);
+        }
+        free(mod);
+    }
+    if (bad) goto out;
+    if (!hits) {
+        lmp_error("%s: target_modules %s%s%s matches no linear layer of the %s model", cfgp, pc.is_regex ? "'" : "[",
+                  pc.targets_text, pc.is_regex ? "'" : "]", h->model);
+        goto out;
+    }
+    /* every key must be accounted for */
+    for (int k = 0; k < lmp_st_count(st); k++) {
+        const char *key = lmp_st_info_at(st, k)->name;
+        int known = 0;
+        if (strncmp(key, KEY_PREFIX, strlen(KEY_PREFIX)) == 0) {
+            const char *rest = key + strlen(KEY_PREFIX);
+            for (int e = 0; extra && extra[e] && !known; e++) known = strcmp(rest, extra[e]) == 0;
+            for (int i = 0; i < n && !known; i++) {
+                if (!sel[i]) continue;
+                size_t pl = strlen(h->prefix), nl = strlen(h->linears[i].name);
+                known = strncmp(rest, h->prefix, pl) == 0 && strncmp(rest + pl, h->linears[i].name, nl) == 0 &&
+                        (strcmp(rest + pl + nl, ".lora_A.weight") == 0 || strcmp(rest + pl + nl, ".lora_B.weight") == 0);
+            }
+        }
+        if (!known) {
+            lmp_error("%s: unexpected tensor \"%s\" (not a LoRA weight of a targeted layer of the %s model)", stp,
+                      key, h->model);
+            goto out;
+        }
+    }
+    /* all checked: attach */
+    for (int i = 0; i < n; i++) {
+        if (!sel[i]) continue;
+        lmp_linear *l = &h->linears[i];
+        lora *x = lora_new(&pc.cfg, l);
+        transpose(x->A, As[i], pc.cfg.rank, l->in);
+        transpose(x->B, Bs[i], l->out, pc.cfg.rank);
+        lmp_adapter_attach(h, l, lmp_adapter_new(&lora_ops, x));
+    }
+    if (cfg) *cfg = *lmp_lora_config_of(h);
+    rc = 0;
+out:
+    peft_config_free(&pc);
+    if (rc == 0 && st_out) *st_out = st;
+    else lmp_st_close(st);
+    free(cfgp), free(stp), free(sel), free(As), free(Bs);
+    return rc == 0 ? 0 : -1;
+}

@@ -1,0 +1,65 @@
+/*
+ * gpt2cls.c — the "gpt2-classifier" plugin: a GPT-2 body with a sequence
+ * classification head (core/gpt2_classifier.h), as Hugging Face's
+ * GPT2ForSequenceClassification.
+ *
+ *   gpt2-classifier   base=PATH num_labels=2 head_init_std=0.02 [@tokenizer=...]
+ *
+ * A tokenizer wired in (or the latest one before it) tags the classifier
+ * with its vocabulary digest, so that training or evaluating it on ids from
+ * another vocabulary is an error; without one it accepts any.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gpt2_classifier.h"
+#include "lmpipe.h"
+#include "tokenizer.h"
+
+static const lmp_param params[] = {
+    {"base", LMP_PATH, NULL, LMP_UNBOUNDED, NULL, "GPT-2 checkpoint: HF folder, .safetensors or llm.c .bin"},
+    {"num_labels", LMP_INT, "2", 1, 1000000, NULL, "classes of the head"},
+    {"head_init_std", LMP_FLOAT, "0.02", 0, 10, NULL, "score.weight ~ N(0, std) (HF initializer_range)"},
+    LMP_PARAM_END,
+};
+
+static const lmp_port in[] = {
+    {"tokenizer", "tokenizer", 1, "the vocabulary the base was trained with (tags the classifier)"},
+    LMP_PORT_END,
+};
+static const lmp_port out[] = {{"model", "classifier", 0, "the GPT-2 classifier"}, LMP_PORT_END};
+
+static int run(lmp_stage *st)
+{
+    const char *base = lmp_param_str(st, "base");
+    lmp_gpt2 *m;
+    if (lmp_gpt2_load(base, &m) != 0) return -1;
+    lmp_classifier *c;
+    if (lmp_gpt2_classifier_new(m, (int)lmp_param_int(st, "num_labels"), base, &c) != 0) {
+        lmp_gpt2_free(m);
+        return -1;
+    }
+    lmp_gpt2_classifier_init_head(c, (float)lmp_param_float(st, "head_init_std"), lmp_seed(st) ^ 0x73636f7265);
+    const lmp_tokenizer *tok = lmp_input(st, "tokenizer");
+    if (tok && lmp_bpe_vocab_size(tok->bpe) > m->config.vocab_size) {
+        int n = lmp_bpe_vocab_size(tok->bpe), v = m->config.vocab_size;
+        c->destroy(c);
+        return lmp_error("the tokenizer has %d tokens but %s has a vocabulary of %d", n, base, v);
+    }
+    if (tok) memcpy(c->tokenizer_digest, tok->digest, sizeof c->tokenizer_digest);
+    const lmp_gpt2_config *k = &m->config;
+    lmp_info(st, "GPT-2 %d layers, %d heads, %d dims, context %d, vocabulary %d; head %d labels", k->n_layer,
+             k->n_head, k->n_embd, k->n_ctx, k->vocab_size, c->num_labels);
+    return lmp_output(st, "model", c);
+}
+
+static const lmp_stage_def stages[] = {
+    {.name = "gpt2-classifier", .description = "GPT-2 with a sequence classification head on the last real token",
+     .params = params, .consumes = in, .produces = out, .flags = LMP_STAGE_SEEDED, .run = run},
+    {0},
+};
+
+LMP_PLUGIN_DEFINE("gpt2-classifier", PACKAGE_VERSION, "GPT-2 sequence classifier (GPT2ForSequenceClassification)",
+                  stages);

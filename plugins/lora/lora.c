@@ -1,0 +1,170 @@
+/*
+ * lora.c — the "lora" plugin: LoRA adapters on a classifier's linear layers
+ * (core/lora.h), and folding them back into the base weights.
+ *
+ *   lora        freeze the base, attach fresh LoRA (or load=PEFT folder), log
+ *               the trainable-parameter count as PEFT's print_trainable_parameters
+ *   lora-merge  W += scaling * A B for every adapter, detach; path=DIR also
+ *               writes the merged classifier (DIR/model is a full GPT-2
+ *               checkpoint by lmp_gpt2_save)
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classifier.h"
+#include "gpt2_classifier.h"
+#include "lmpipe.h"
+#include "lora.h"
+
+static const lmp_param lora_params[] = {
+    {"rank", LMP_INT, "4", 1, 4096, NULL, "r: rank of the update A B"},
+    {"alpha", LMP_FLOAT, "8", LMP_UNBOUNDED, NULL, "lora_alpha: the update is scaled by alpha / rank"},
+    {"rslora", LMP_BOOL, "false", LMP_UNBOUNDED, NULL, "rank-stabilised scaling alpha / sqrt(rank)"},
+    {"dropout", LMP_FLOAT, "0", 0, 0.99, NULL, "dropout on the adapter input (training only)"},
+    {"targets", LMP_STRING, LMP_LORA_DEFAULT_TARGETS, LMP_UNBOUNDED, NULL,
+     "layers: comma-separated names, dot-suffixes or globs with *"},
+    {"init", LMP_ENUM, "kaiming", LMP_UNBOUNDED, "kaiming|gaussian",
+     "A ~ kaiming_uniform(a=sqrt(5)) as PEFT, or N(0, 1/rank); B = 0"},
+    {"load", LMP_PATH, "-", LMP_UNBOUNDED, NULL, "load a PEFT adapter folder instead of initialising ('-': fresh)"},
+    LMP_PARAM_END,
+};
+
+static const lmp_port in[] = {{"model", "classifier", 0, "the classifier to adapt (taken over)"}, LMP_PORT_END};
+static const lmp_port out[] = {{"model", "classifier", 0, "the classifier with LoRA adapters"}, LMP_PORT_END};
+
+/* 124447488 -> "124,447,488" */
+static void grouped(char *buf, size_t cap, size_t v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%zu", v), k = 0;
+    for (int i = 0; i < n && (size_t)k + 2 < cap; i++) {
+        if (i && (n - i) % 3 == 0) buf[k++] = ',';
+        buf[k++] = tmp[i];
+    }
+    buf[k] = 0;
+}
+
+/* The head of a PEFT SEQ_CLS folder, when the classifier has one. */
+static int load_head(lmp_classifier *c, lmp_st *st)
+{
+    float *head = lmp_gpt2_classifier_head(c);
+    const char *key = "base_model.model.score.weight";
+    const lmp_st_info *ti = lmp_st_find(st, key);
+    if (!head || !ti) return 0;
+    int C = lmp_gpt2_classifier_model(c)->config.n_embd;
+    if (ti->ndim != 2 || ti->shape[0] != c->num_labels || ti->shape[1] != C || strcmp(ti->dtype, "F32") != 0)
+        return lmp_error("%s: tensor \"%s\" must be F32 [%d, %d] (num_labels, n_embd)", lmp_st_path(st), key,
+                         c->num_labels, C);
+    const void *d;
+    if (lmp_st_get(st, key, "F32", &d, NULL, NULL) != 0) return -1;
+    memcpy(head, d, (size_t)c->num_labels * C * sizeof(float));
+    return 1;
+}
+
+static int lora_run(lmp_stage *st)
+{
+    lmp_classifier *c = lmp_input_take(st, "model");
+    lmp_adapter_host *h = c->adapters ? c->adapters(c) : NULL;
+    int rc = 0;
+    if (!h) {
+        rc = lmp_error("the %s classifier has no linear layers to adapt", c->kind);
+        goto fail;
+    }
+    lmp_rng_seed(&h->rng, lmp_seed(st) ^ 0x64726f70); /* adapter dropout */
+    const char *load = lmp_param_str(st, "load");
+    if (strcmp(load, "-") != 0) {
+        static const char *const extra[] = { "score.weight", NULL };
+        lmp_lora_config cfg;
+        lmp_st *file;
+        if ((rc = lmp_lora_load(h, load, extra, &cfg, &file)) != 0) goto fail;
+        int head = load_head(c, file);
+        lmp_st_close(file);
+        if (head < 0) {
+            rc = -1;
+            goto fail;
+        }
+        if (lmp_param_is_set(st, "rank") && lmp_param_int(st, "rank") != cfg.rank) {
+            rc = lmp_error("rank=%lld but %s/adapter_config.json has r = %d", (long long)lmp_param_int(st, "rank"),
+                           load, cfg.rank);
+            goto fail;
+        }
+        lmp_info(st, "loaded %d LoRA adapters (r = %d, alpha = %g, targets %s)%s from %s", lmp_lora_count(h),
+                 cfg.rank, cfg.alpha, cfg.targets, head ? " and the score head" : "", load);
+    } else {
+        lmp_lora_config cfg = {
+            .rank = (int)lmp_param_int(st, "rank"),
+            .alpha = lmp_param_float(st, "alpha"),
+            .rslora = lmp_param_bool(st, "rslora"),
+            .dropout = lmp_param_float(st, "dropout"),
+            .targets = lmp_param_str(st, "targets"),
+            .init = strcmp(lmp_param_str(st, "init"), "gaussian") == 0 ? LMP_LORA_INIT_GAUSSIAN : LMP_LORA_INIT_KAIMING,
+        };
+        lmp_rng rng;
+        lmp_rng_seed(&rng, lmp_seed(st) ^ 0x6c6f7261);
+        if ((rc = lmp_lora_attach(h, &cfg, &rng)) != 0) goto fail;
+        lmp_info(st, "attached LoRA to %d layers (r = %d, scaling %g)", lmp_lora_count(h), cfg.rank,
+                 lmp_lora_scaling(&cfg));
+    }
+    h->freeze_base = 1;
+    lmp_params_group *g = c->params(c);
+    if (!g) {
+        rc = -1;
+        goto fail;
+    }
+    size_t total = lmp_params_numel(g, 0), trainable = lmp_params_numel(g, 1);
+    char a[32], b[32];
+    grouped(a, sizeof a, trainable);
+    grouped(b, sizeof b, total);
+    double pct = total ? 100.0 * (double)trainable / (double)total : 0;
+    lmp_info(st, "trainable params: %s || all params: %s || trainable%%: %.4f", a, b, pct);
+    snprintf(a, sizeof a, "%zu", trainable);
+    snprintf(b, sizeof b, "%zu", total);
+    lmp_log_param(st, "trainable_params", a);
+    lmp_log_param(st, "total_params", b);
+    lmp_log_metric(st, "trainable_params", -1, (double)trainable);
+    lmp_log_metric(st, "trainable_pct", -1, pct);
+    return lmp_output(st, "model", c);
+fail:
+    c->destroy(c);
+    return rc ? rc : -1;
+}
+
+static const lmp_param merge_params[] = {
+    {"path", LMP_PATH, "-", LMP_UNBOUNDED, NULL, "also write the merged classifier here ('-': don't)"},
+    LMP_PARAM_END,
+};
+
+static int merge_run(lmp_stage *st)
+{
+    lmp_classifier *c = lmp_input_take(st, "model");
+    lmp_adapter_host *h = c->adapters ? c->adapters(c) : NULL;
+    int n = h ? lmp_adapter_count(h, NULL) : 0, rc = 0;
+    if (n == 0) rc = lmp_error("the %s classifier has no adapters to merge", c->kind);
+    if (rc == 0) rc = lmp_adapter_merge_all(h);
+    const char *path = lmp_param_str(st, "path");
+    if (rc == 0 && strcmp(path, "-") != 0) {
+        char *full = path[0] == '/' ? strdupCheck(path) : lmp_strfmt("%s/%s", lmp_workdir(st), path);
+        rc = c->save(c, full);
+        if (rc == 0) lmp_info(st, "wrote the merged classifier to %s", full);
+        free(full);
+    }
+    if (rc != 0) {
+        c->destroy(c);
+        return -1;
+    }
+    lmp_info(st, "merged %d adapters into the base weights", n);
+    return lmp_output(st, "model", c);
+}
+
+static const lmp_stage_def stages[] = {
+    {.name = "lora", .description = "freeze the base and attach LoRA adapters (or load a PEFT folder)",
+     .params = lora_params, .consumes = in, .produces = out, .flags = LMP_STAGE_SEEDED, .run = lora_run},
+    {.name = "lora-merge", .description = "fold the adapters into the base weights",
+     .params = merge_params, .consumes = in, .produces = out, .run = merge_run},
+    {0},
+};
+
+LMP_PLUGIN_DEFINE("lora", PACKAGE_VERSION, "LoRA adapters in the Hugging Face PEFT format", stages);
