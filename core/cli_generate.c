@@ -14,24 +14,8 @@
 
 #include "gpt2.h"
 
-#if __has_include("bpe.h")
 #include "bpe.h"
-#else /* until the tokenizer lands: token ids only */
-typedef struct lmp_bpe lmp_bpe;
-static int lmp_bpe_load_dir(const char *dir, lmp_bpe **out)
-{
-    *out = NULL;
-    return lmp_error("%s: text needs the BPE tokenizer, which is not built in yet (use ids)", dir);
-}
-static void lmp_bpe_free(lmp_bpe *b) { (void)b; }
-static int lmp_bpe_encode(lmp_bpe *b, const char *t, size_t n, int f, int **ids, size_t *k)
-{
-    *ids = NULL;
-    *k = 0;
-    return lmp_error("no BPE tokenizer");
-}
-static const char *lmp_bpe_token(const lmp_bpe *b, int id, size_t *len) { return NULL; }
-#endif
+#include "paths.h"
 
 static const char gen_usage[] =
     "usage: lmpipe generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [options]\n"
@@ -45,7 +29,7 @@ static const char gen_usage[] =
     "  --repetition-penalty R   CTRL/HF penalty for tokens already present (1 = off)\n"
     "  --seed S                 sampling seed (default 1337)\n"
     "  --tokenizer DIR          vocab.json+merges.txt or encoder.json+vocab.bpe\n"
-    "                           (default: the model's folder, else $LMPIPE_DATA_DIR/gpt2)\n"
+    "                           (default: the model's folder, else GPT-2's vocabulary)\n"
     "  --ids                    print the generated ids comma-separated, nothing else\n"
     "Without --temperature, --top-k or --top-p decoding is greedy; with any of\n"
     "them it samples (temperature 1 unless given).  Generation stops at\n"
@@ -132,7 +116,7 @@ static int has_tokenizer(const char *dir)
     return ok;
 }
 
-/* The tokenizer: --tokenizer, else next to the model, else $LMPIPE_DATA_DIR/gpt2. */
+/* The tokenizer: --tokenizer, else next to the model, else GPT-2's (lmp_data_path). */
 static int open_tokenizer(const char *given, const char *model, lmp_bpe **out)
 {
     if (given) return lmp_bpe_load_dir(given, out);
@@ -145,11 +129,9 @@ static int open_tokenizer(const char *given, const char *model, lmp_bpe **out)
     int rc;
     if (has_tokenizer(dir)) {
         rc = lmp_bpe_load_dir(dir, out);
-    } else {
-        const char *data = getenv("LMPIPE_DATA_DIR");
-        char *d = data ? lmp_strfmt("%s/gpt2", data) : NULL;
-        if (d && has_tokenizer(d)) rc = lmp_bpe_load_dir(d, out);
-        else rc = lmp_error("no tokenizer: none next to %s and none in $LMPIPE_DATA_DIR/gpt2 (use --tokenizer DIR)", model);
+    } else { /* GPT-2's own vocabulary, shipped with lmpipe */
+        char *d = lmp_data_path("gpt2");
+        rc = lmp_bpe_load_dir(d, out);
         free(d);
     }
     free(dir);

@@ -152,8 +152,19 @@ int lmp_param_is_set(lmp_stage *st, const char *key);
 
 /* The value wired to a consumed port, or NULL for an unwired optional port. */
 void *lmp_input(lmp_stage *st, const char *port);
+/* Take ownership of an input value (a trainer that updates a model in place
+ * and hands it on as its own output).  Later consumers of the same value get
+ * an error naming this stage. */
+void *lmp_input_take(lmp_stage *st, const char *port);
 /* Hand a produced value to the core, which owns it from now on. */
 int lmp_output(lmp_stage *st, const char *port, void *value);
+
+/* Each artifact value has a digest (hex SHA-256) that identifies it for the
+ * stage cache: by default derived from the producing stage's plugin, version,
+ * parameters and input digests; a stage that knows its output's content (a
+ * data reader hashing its files) can set it instead, after lmp_output(). */
+int lmp_output_digest(lmp_stage *st, const char *port, const char *digest);
+const char *lmp_input_digest(lmp_stage *st, const char *port); /* NULL if unwired */
 
 /* The stage's name in the pipeline, its run's id, and the run's seed. */
 const char *lmp_stage_name(lmp_stage *st);

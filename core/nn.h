@@ -160,7 +160,11 @@ float softmax_crossentropy_forward_backward(float *losses, float *dlogits, const
  *   losses[N] (may be NULL): per-row loss, 0 for ignored rows
  * Returns the mean loss over non-ignored rows (0 if none), or NAN with
  * lmp_error() set and nothing written if a target is out of range or
- * chunk < 1. */
+ * chunk < 1.  Chunks whose targets are all -1 are skipped outright.
+ * Chunk size: each chunk re-reads and re-writes all of dwte, so bigger is
+ * faster: at N=256, C=768, V=50257 (one thread, SkylakeX kernels) chunk 256
+ * (scratch 256*50257 floats = 51 MB) took 537 ms for forward+backward, about
+ * the sgemm rate, chunk 64 728 ms, chunk 16 1654 ms. */
 float lmhead_xent_forward_backward(const float *x, const float *wte, const int *targets,
                                    int N, int C, int V, float *dx, float *dwte,
                                    float *losses, float *scratch, int chunk);

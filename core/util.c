@@ -344,6 +344,74 @@ int lmp_sha256_file(const char *path, char hex[65], int64_t *bytes)
     return 0;
 }
 
+/* ------------------------------------------------------------------ strings */
+
+void lmp_sbuf_putn(lmp_sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2 + 64;
+        b->s = reallocCheck(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+void lmp_sbuf_puts(lmp_sbuf *b, const char *s) { lmp_sbuf_putn(b, s, strlen(s)); }
+void lmp_sbuf_putc(lmp_sbuf *b, char c) { lmp_sbuf_putn(b, &c, 1); }
+
+void lmp_sbuf_printf(lmp_sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->len + (size_t)n + 1 > b->cap) {
+        b->cap = (b->len + (size_t)n + 1) * 2 + 64;
+        b->s = reallocCheck(b->s, b->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void lmp_sbuf_free(lmp_sbuf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+int lmp_utf8_valid(const char *str, size_t n, size_t *bad)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        unsigned cp;
+        if (c < 0x80) { i++; continue; }
+        else if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
+        else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
+        else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
+        else goto invalid;
+        if (i + len > n) goto invalid;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) goto invalid;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        /* overlong forms, surrogates, beyond U+10FFFF */
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            goto invalid;
+        i += len;
+    }
+    return 1;
+invalid:
+    if (bad) *bad = i;
+    return 0;
+}
+
 /* ------------------------------------------------------------------- misc */
 
 double lmp_now(void)
@@ -353,26 +421,41 @@ double lmp_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Optimal string alignment distance: insertions, deletions, substitutions and
+ * transpositions of neighbours ("rnu" -> "run" is one edit). */
 int lmp_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    int *row = mallocCheck((lb + 1) * sizeof *row);
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    int *prev2 = mallocCheck((lb + 1) * sizeof(int)), *prev = mallocCheck((lb + 1) * sizeof(int));
+    int *row = mallocCheck((lb + 1) * sizeof(int));
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
         row[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
+            int best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best) best = prev[j] + 1;
             if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
             row[j] = best;
-            diag = up;
         }
+        int *t = prev2;
+        prev2 = prev, prev = row, row = t;
     }
-    int d = row[lb];
-    free(row);
+    int d = prev[lb];
+    free(prev2), free(prev), free(row);
     return d;
+}
+
+int lmp_is_close(const char *typed, const char *candidate, int *distance)
+{
+    int d = lmp_edit_distance(typed, candidate);
+    size_t lt = strlen(typed), lc = strlen(candidate);
+    if (lt > 2 && lc > 2 && (strncmp(typed, candidate, lt) == 0 || strncmp(typed, candidate, lc) == 0))
+        d = d < 1 ? d : 1;
+    if (distance) *distance = d;
+    int limit = lt <= 3 ? 1 : lt <= 6 ? 2 : 3;
+    return d <= limit;
 }
 
 static uint64_t splitmix64(uint64_t *x)

@@ -46,6 +46,20 @@ int lmp_atomic_write(lmp_atomic_file *af, const void *data, size_t len);
 int lmp_atomic_commit(lmp_atomic_file *af); /* fsync + rename; frees af */
 void lmp_atomic_abort(lmp_atomic_file *af); /* removes the temp file; frees af */
 
+/* A growable string. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} lmp_sbuf;
+void lmp_sbuf_putn(lmp_sbuf *b, const char *s, size_t n);
+void lmp_sbuf_puts(lmp_sbuf *b, const char *s);
+void lmp_sbuf_putc(lmp_sbuf *b, char c);
+void lmp_sbuf_printf(lmp_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lmp_sbuf_free(lmp_sbuf *b);
+
+/* Whether [s, s+n) is valid UTF-8; if not, *bad is the offset of the first bad byte. */
+int lmp_utf8_valid(const char *s, size_t n, size_t *bad);
+
 /* mkdir -p */
 int lmp_mkdirs(const char *path);
 
@@ -66,6 +80,9 @@ double lmp_now(void);
 
 /* Edit distance, for "did you mean" suggestions. */
 int lmp_edit_distance(const char *a, const char *b);
+/* Whether `candidate` is close enough to `typed` to suggest it ("did you mean"):
+ * edit distance within 1-3 depending on length, or one is a prefix of the other. */
+int lmp_is_close(const char *typed, const char *candidate, int *distance);
 
 /* A small, fast, seedable RNG (xoshiro256**) whose full state can be saved. */
 typedef struct { uint64_t s[4]; } lmp_rng;

@@ -1,0 +1,78 @@
+/*
+ * batch.c — see batch.h.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "util.h"
+
+void lmp_batch_fill(lmp_batch *b, const lmp_split *split, const int *idx, int n, int pad_id, int fixed_T,
+                    int max_T)
+{
+    int T = fixed_T;
+    if (T <= 0) {
+        T = 1;
+        for (int i = 0; i < n; i++)
+            if (split->len[idx[i]] > T) T = split->len[idx[i]];
+    }
+    if (max_T > 0 && T > max_T) T = max_T;
+    if (n > b->cap_B || n * T > b->cap_B * b->cap_T) {
+        int cB = n > b->cap_B ? n : b->cap_B, cT = T > b->cap_T ? T : b->cap_T;
+        b->ids = reallocCheck(b->ids, (size_t)cB * (size_t)cT * sizeof *b->ids);
+        b->len = reallocCheck(b->len, (size_t)cB * sizeof *b->len);
+        b->labels = reallocCheck(b->labels, (size_t)cB * sizeof *b->labels);
+        b->cap_B = cB, b->cap_T = cT;
+    }
+    b->B = n, b->T = T;
+    for (int i = 0; i < n; i++) {
+        int r = idx[i], l = split->len[r] < T ? split->len[r] : T;
+        memcpy(b->ids + (size_t)i * T, split->ids[r], (size_t)l * sizeof(int));
+        for (int t = l; t < T; t++) b->ids[(size_t)i * T + t] = pad_id;
+        b->len[i] = l;
+        b->labels[i] = split->label[r];
+    }
+}
+
+void lmp_batch_free(lmp_batch *b)
+{
+    free(b->ids);
+    free(b->len);
+    free(b->labels);
+    memset(b, 0, sizeof *b);
+}
+
+int lmp_classifier_check_data(const lmp_classifier *c, const lmp_dataset *d)
+{
+    if (!d->tokenized)
+        return lmp_error("dataset '%s' is not tokenized: put a tokenizer stage before this one", d->name);
+    if (c->num_labels != d->num_labels)
+        return lmp_error("the %s classifier has %d labels but dataset '%s' has %d", c->kind, c->num_labels,
+                         d->name, d->num_labels);
+    if (c->tokenizer_digest[0] && strcmp(c->tokenizer_digest, d->tokenizer_digest) != 0)
+        return lmp_error("the %s classifier was built for another tokenizer (vocabulary %.12s) than dataset '%s' "
+                         "(vocabulary %.12s)",
+                         c->kind, c->tokenizer_digest, d->name, d->tokenizer_digest);
+    return 0;
+}
+
+int lmp_classifier_predict(lmp_classifier *c, const lmp_dataset *d, const lmp_split *split, int batch,
+                           float *logits)
+{
+    if (lmp_classifier_check_data(c, d) != 0) return -1;
+    lmp_batch b = {0};
+    int *idx = mallocCheck((size_t)(batch > 0 ? batch : 1) * sizeof *idx);
+    int rc = 0;
+    for (int start = 0; start < split->n && rc == 0; start += batch) {
+        int n = split->n - start < batch ? split->n - start : batch;
+        for (int i = 0; i < n; i++) idx[i] = start + i;
+        lmp_batch_fill(&b, split, idx, n, d->pad_id, 0, c->max_len);
+        rc = c->forward(c, b.ids, b.len, b.B, b.T, logits + (size_t)start * c->num_labels, 0);
+        if (lmp_interrupted()) rc = lmp_error("interrupted");
+    }
+    free(idx);
+    lmp_batch_free(&b);
+    return rc;
+}

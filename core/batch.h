@@ -1,0 +1,35 @@
+/*
+ * batch.h — turning tokenized dataset rows into classifier batches, and
+ * running a classifier over a whole split.  Shared by the train, kd and
+ * evaluate stages, so every one pads and truncates the same way.
+ */
+#ifndef LMP_BATCH_H
+#define LMP_BATCH_H
+
+#include "classifier.h"
+#include "dataset.h"
+
+typedef struct {
+    int B, T;     /* rows, padded length */
+    int *ids;     /* [B, T], right-padded with pad_id */
+    int *len;     /* [B] real lengths (<= T) */
+    int *labels;  /* [B] */
+    int cap_B, cap_T;
+} lmp_batch;
+
+/* Fill `b` with rows idx[0..n) of `split`.  T is the longest row (dynamic
+ * padding) or `fixed_T` when > 0 (pad or cut to exactly fixed_T, as the
+ * original study's padding to 20).  Rows longer than max_T (> 0) are cut. */
+void lmp_batch_fill(lmp_batch *b, const lmp_split *split, const int *idx, int n, int pad_id, int fixed_T,
+                    int max_T);
+void lmp_batch_free(lmp_batch *b);
+
+/* logits[n, num_labels] for every row of `split`, in order, `batch` rows at a
+ * time (eval mode).  Checks up front that the dataset is tokenized, that the
+ * label counts agree, and that the tokenizers agree. */
+int lmp_classifier_predict(lmp_classifier *c, const lmp_dataset *d, const lmp_split *split, int batch,
+                           float *logits);
+/* The checks lmp_classifier_predict does, for stages that batch themselves. */
+int lmp_classifier_check_data(const lmp_classifier *c, const lmp_dataset *d);
+
+#endif

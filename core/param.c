@@ -1,0 +1,123 @@
+/*
+ * param.c — parsing and validation of typed stage parameters (see param.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "param.h"
+#include "util.h"
+
+const char *lmp_ptype_name(lmp_ptype t)
+{
+    switch (t) {
+    case LMP_INT: return "int";
+    case LMP_FLOAT: return "float";
+    case LMP_BOOL: return "bool";
+    case LMP_STRING: return "string";
+    case LMP_ENUM: return "enum";
+    case LMP_PATH: return "path";
+    }
+    return "?";
+}
+
+static int bounded(const lmp_param *p) { return p->min <= p->max; }
+
+void lmp_param_range_str(const lmp_param *p, char *buf, size_t size)
+{
+    buf[0] = 0;
+    if ((p->type == LMP_INT || p->type == LMP_FLOAT) && bounded(p))
+        snprintf(buf, size, "[%.10g, %.10g]", p->min, p->max);
+    else if (p->type == LMP_ENUM && p->choices)
+        snprintf(buf, size, "%s", p->choices);
+}
+
+static int enum_has(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *c = choices; c && *c;) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && strncmp(c, v, n) == 0) return 1;
+        c = bar ? bar + 1 : NULL;
+    }
+    return 0;
+}
+
+int lmp_param_parse(const lmp_param *p, const char *text, lmp_param_value *out)
+{
+    memset(out, 0, sizeof *out);
+    out->spec = p;
+    char range[256];
+    lmp_param_range_str(p, range, sizeof range);
+    switch (p->type) {
+    case LMP_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (!*text || *end || errno)
+            return lmp_error("'%s' is not an integer", text);
+        if (bounded(p) && (v < p->min || v > p->max))
+            return lmp_error("%lld is out of range %s", v, range);
+        out->i = v;
+        out->f = (double)v;
+        out->text = lmp_strfmt("%lld", v);
+        return 0;
+    }
+    case LMP_FLOAT: {
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        if (!*text || *end || errno == ERANGE || !isfinite(v))
+            return lmp_error("'%s' is not a finite number", text);
+        if (bounded(p) && (v < p->min || v > p->max))
+            return lmp_error("%s is out of range %s", text, range);
+        out->f = v;
+        out->text = strdupCheck(text);
+        return 0;
+    }
+    case LMP_BOOL: {
+        static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
+        for (int i = 0; i < 4; i++) {
+            if (strcasecmp(text, yes[i]) == 0) out->i = 1;
+            else if (strcasecmp(text, no[i]) == 0) out->i = 0;
+            else continue;
+            out->text = strdupCheck(out->i ? "true" : "false");
+            return 0;
+        }
+        return lmp_error("'%s' is not a boolean (true/false, yes/no, on/off, 1/0)", text);
+    }
+    case LMP_ENUM:
+        if (!enum_has(p->choices, text))
+            return lmp_error("'%s' is not one of %s", text, p->choices ? p->choices : "(no choices)");
+        out->text = strdupCheck(text);
+        return 0;
+    case LMP_PATH:
+        if (!*text) return lmp_error("empty path");
+        /* fall through */
+    case LMP_STRING:
+        out->text = strdupCheck(text);
+        return 0;
+    }
+    return lmp_error("unknown parameter type %d", (int)p->type);
+}
+
+const lmp_param *lmp_param_find(const lmp_param *list, const char *key)
+{
+    for (const lmp_param *p = list; p && p->key; p++)
+        if (strcmp(p->key, key) == 0) return p;
+    return NULL;
+}
+
+const char *lmp_param_suggest(const lmp_param *list, const char *key)
+{
+    const char *best = NULL;
+    int best_d = 1 << 30, d;
+    for (const lmp_param *p = list; p && p->key; p++)
+        if (lmp_is_close(key, p->key, &d) && d < best_d) best_d = d, best = p->key;
+    return best;
+}

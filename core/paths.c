@@ -1,0 +1,42 @@
+/*
+ * paths.c — see paths.h.
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "paths.h"
+#include "util.h"
+
+int lmp_running_from_build_tree(void)
+{
+    char exe[PATH_MAX], top[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return 0;
+    exe[n] = 0;
+    if (!realpath(LMP_BUILD_PLUGINDIR "/..", top)) return 0;
+    size_t l = strlen(top);
+    return strncmp(exe, top, l) == 0 && exe[l] == '/';
+}
+
+char *lmp_data_path(const char *rel)
+{
+    const char *env = getenv("LMPIPE_DATA_DIR");
+    if (env && *env) {
+        char *p = lmp_strfmt("%s/%s", env, rel);
+        if (access(p, F_OK) == 0) return p;
+        free(p);
+    }
+    if (lmp_running_from_build_tree()) {
+        const char *dirs[] = {LMP_SRCDIR "/data", LMP_SRCDIR "/../shared/data"};
+        for (int i = 0; i < 2; i++) {
+            char *p = lmp_strfmt("%s/%s", dirs[i], rel);
+            if (access(p, F_OK) == 0) return p;
+            free(p);
+        }
+    }
+    return lmp_strfmt("%s/%s", LMP_PKGDATADIR, rel);
+}

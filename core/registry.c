@@ -1,0 +1,216 @@
+/*
+ * registry.c — plugin discovery, loading and validation (see registry.h).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "param.h"
+#include "paths.h"
+#include "registry.h"
+#include "util.h"
+
+static lmp_stage_entry *entries;
+static int n_entries, cap_entries;
+static char **loaded_names; /* basenames of loaded plugin files: a later dir's copy is shadowed */
+static int n_loaded;
+static char *search_path;
+static int loaded_all;
+
+void lmp_registry_reset(void)
+{
+    free(entries);
+    entries = NULL;
+    n_entries = cap_entries = 0;
+    for (int i = 0; i < n_loaded; i++) free(loaded_names[i]);
+    free(loaded_names);
+    loaded_names = NULL;
+    n_loaded = 0;
+    free(search_path);
+    search_path = NULL;
+    loaded_all = 0;
+}
+
+static int valid_name(const char *s)
+{
+    if (!s || !*s) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* A plugin bug (bad default, unknown port type) is reported once, at load. */
+static int validate_stage(const lmp_stage_def *d, const lmp_plugin *pl, const char *file)
+{
+    if (!valid_name(d->name))
+        return lmp_error("%s: plugin '%s' declares a stage with an invalid name", file, pl->name);
+    if (!d->run) return lmp_error("%s: stage '%s' has no run function", file, d->name);
+    for (const lmp_param *p = d->params; p && p->key; p++) {
+        if (p->type > LMP_PATH)
+            return lmp_error("%s: stage '%s' parameter '%s' has an unknown type", file, d->name, p->key);
+        if (p->type == LMP_ENUM && (!p->choices || !*p->choices))
+            return lmp_error("%s: stage '%s' enum parameter '%s' has no choices", file, d->name, p->key);
+        for (const lmp_param *q = d->params; q < p; q++)
+            if (strcmp(q->key, p->key) == 0)
+                return lmp_error("%s: stage '%s' declares parameter '%s' twice", file, d->name, p->key);
+        if (p->def) {
+            lmp_param_value v;
+            if (lmp_param_parse(p, p->def, &v) != 0)
+                return lmp_error("%s: stage '%s' parameter '%s' has an invalid default: %s", file,
+                                 d->name, p->key, lmp_errmsg());
+            free(v.text);
+        }
+    }
+    const lmp_port *lists[2] = {d->consumes, d->produces};
+    for (int k = 0; k < 2; k++)
+        for (const lmp_port *p = lists[k]; p && p->name; p++)
+            if (!p->type || !lmp_type_find(p->type))
+                return lmp_error("%s: stage '%s' port '%s' has unknown artifact type '%s'", file,
+                                 d->name, p->name, p->type ? p->type : "(null)");
+    return 0;
+}
+
+int lmp_registry_add(const lmp_plugin *pl, const char *file)
+{
+    if (pl->abi_version != LMP_ABI_VERSION)
+        return lmp_error("%s: plugin ABI version %u, but this lmpipe expects %u (rebuild the plugin)",
+                         file, pl->abi_version, LMP_ABI_VERSION);
+    if (!valid_name(pl->name) || !pl->version || !pl->stages)
+        return lmp_error("%s: malformed plugin descriptor (name, version and stages are required)", file);
+    for (const lmp_type *const *t = pl->types; t && *t; t++)
+        if (lmp_type_register(*t) != 0) return lmp_error("%s: %s", file, lmp_errmsg());
+    for (const lmp_stage_def *d = pl->stages; d->name; d++) {
+        if (validate_stage(d, pl, file) != 0) return -1;
+        const lmp_stage_entry *other = lmp_registry_find(d->name);
+        if (other)
+            return lmp_error("%s: stage '%s' is already provided by %s", file, d->name, other->file);
+    }
+    for (const lmp_stage_def *d = pl->stages; d->name; d++) {
+        if (n_entries == cap_entries) {
+            cap_entries = cap_entries ? 2 * cap_entries : 32;
+            entries = reallocCheck(entries, (size_t)cap_entries * sizeof *entries);
+        }
+        entries[n_entries++] = (lmp_stage_entry){d, pl, file};
+    }
+    return 0;
+}
+
+int lmp_registry_load_file(const char *path)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return lmp_error("%s: cannot load plugin: %s", path, dlerror());
+    const lmp_plugin *pl = dlsym(h, LMP_PLUGIN_SYMBOL);
+    if (!pl) {
+        dlclose(h);
+        return lmp_error("%s: not an lmpipe plugin (no '%s' symbol)", path, LMP_PLUGIN_SYMBOL);
+    }
+    /* the handle stays open for the life of the process: stages point into it */
+    return lmp_registry_add(pl, strdupCheck(path));
+}
+
+static int already_loaded(const char *base)
+{
+    for (int i = 0; i < n_loaded; i++)
+        if (strcmp(loaded_names[i], base) == 0) return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int load_dir(const char *dir, int must_exist)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (must_exist) return lmp_error("%s: plugin directory not found", dir);
+        return 0;
+    }
+    char **names = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 3 && strcmp(e->d_name + l - 3, ".so") == 0) {
+            names = reallocCheck(names, (size_t)(n + 1) * sizeof *names);
+            names[n++] = strdupCheck(e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str); /* deterministic order */
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0 && !already_loaded(names[i])) {
+            char *path = lmp_strfmt("%s/%s", dir, names[i]);
+            rc = lmp_registry_load_file(path);
+            free(path);
+            loaded_names = reallocCheck(loaded_names, (size_t)(n_loaded + 1) * sizeof *loaded_names);
+            loaded_names[n_loaded++] = strdupCheck(names[i]);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static void append_path(const char *dir)
+{
+    char *old = search_path;
+    search_path = old ? lmp_strfmt("%s:%s", old, dir) : strdupCheck(dir);
+    free(old);
+}
+
+static int load_list(const char *list)
+{
+    char *copy = strdupCheck(list);
+    int rc = 0;
+    for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir && rc == 0;
+         dir = strtok_r(NULL, ":", &save)) {
+        append_path(dir);
+        rc = load_dir(dir, 1);
+    }
+    free(copy);
+    return rc;
+}
+
+int lmp_registry_load(const char *cli_path)
+{
+    if (loaded_all) return 0;
+    loaded_all = 1;
+    if (cli_path && *cli_path && load_list(cli_path) != 0) return -1;
+    const char *env = getenv("LMPIPE_PLUGIN_PATH");
+    if (env && *env && load_list(env) != 0) return -1;
+    if (lmp_running_from_build_tree()) {
+        append_path(LMP_BUILD_PLUGINDIR "/.libs");
+        if (load_dir(LMP_BUILD_PLUGINDIR "/.libs", 0) != 0) return -1;
+    }
+    append_path(LMP_PKGLIBDIR);
+    return load_dir(LMP_PKGLIBDIR, 0);
+}
+
+const char *lmp_registry_search_path(void) { return search_path ? search_path : ""; }
+
+const lmp_stage_entry *lmp_registry_find(const char *stage)
+{
+    for (int i = 0; i < n_entries; i++)
+        if (strcmp(entries[i].def->name, stage) == 0) return &entries[i];
+    return NULL;
+}
+
+const char *lmp_registry_suggest(const char *stage)
+{
+    const char *best = NULL;
+    int best_d = 1 << 30, d;
+    for (int i = 0; i < n_entries; i++)
+        if (lmp_is_close(stage, entries[i].def->name, &d) && d < best_d) best_d = d, best = entries[i].def->name;
+    return best;
+}
+
+int lmp_registry_count(void) { return n_entries; }
+const lmp_stage_entry *lmp_registry_at(int i) { return i >= 0 && i < n_entries ? &entries[i] : NULL; }

@@ -1,0 +1,482 @@
+/*
+ * run.c — the pipeline executor and the API a running stage sees
+ * (lmp_param_*, lmp_input/lmp_output, lmp_log_*, ... from lmpipe.h).
+ *
+ * Order of a run: record the run and all its stages as 'pending', then for
+ * each stage: record its resolved parameters, compute its cache key, reuse
+ * cached outputs or run it, store outputs of cacheable stages, record the
+ * outcome.  The store is written as things happen, so a crash loses nothing
+ * that was logged.
+ */
+#include "config.h"
+
+#include <libgen.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "progress.h"
+#include "run.h"
+#include "types.h"
+#include "util.h"
+
+typedef struct {
+    const lmp_type *type;
+    void *data;
+    char digest[65];
+    int present;
+    const char *taken_by; /* stage that took ownership with lmp_input_take */
+} lmp_value;
+
+typedef struct {
+    lmp_pipeline *p;
+    lmp_store *store;
+    const lmp_run_opts *opts;
+    int64_t run_id;
+    char *home;
+    lmp_value **outputs; /* [stage][produced port] */
+} lmp_runctx;
+
+struct lmp_stage {
+    lmp_runctx *run;
+    int index;
+    lmp_pstage *ps;
+    const lmp_stage_def *def;
+    char key[65]; /* provenance / cache key */
+    char *workdir;
+    char *cachedir;
+    lmp_progress_state progress;
+};
+
+/* ------------------------------------------------------------ signals */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    if (interrupted) _exit(128 + sig); /* second signal: stop now; the store reaps the run later */
+    interrupted = sig;
+}
+
+int lmp_interrupted(void) { return interrupted != 0; }
+
+/* ------------------------------------------------------------ parameters */
+
+static lmp_param_value *value_of(lmp_stage *st, const char *key, int type_ok_mask)
+{
+    for (int i = 0; i < st->ps->nvalues; i++) {
+        lmp_param_value *v = &st->ps->values[i];
+        if (strcmp(v->spec->key, key) == 0) {
+            if (!(type_ok_mask & (1 << v->spec->type))) {
+                fprintf(stderr, "lmpipe: bug in stage '%s' (%s): parameter '%s' read with the wrong type\n",
+                        st->ps->name, st->def->name, key);
+                abort();
+            }
+            return v;
+        }
+    }
+    fprintf(stderr, "lmpipe: bug in stage '%s' (%s): reads undeclared parameter '%s'\n", st->ps->name,
+            st->def->name, key);
+    abort();
+}
+
+int64_t lmp_param_int(lmp_stage *st, const char *key) { return value_of(st, key, 1 << LMP_INT)->i; }
+double lmp_param_float(lmp_stage *st, const char *key)
+{
+    return value_of(st, key, 1 << LMP_FLOAT | 1 << LMP_INT)->f;
+}
+int lmp_param_bool(lmp_stage *st, const char *key) { return (int)value_of(st, key, 1 << LMP_BOOL)->i; }
+const char *lmp_param_str(lmp_stage *st, const char *key)
+{
+    return value_of(st, key, 1 << LMP_STRING | 1 << LMP_ENUM | 1 << LMP_PATH)->text;
+}
+int lmp_param_is_set(lmp_stage *st, const char *key) { return value_of(st, key, ~0)->is_set; }
+
+/* ------------------------------------------------------------ artifacts */
+
+static int port_of(const lmp_port *ports, const char *name)
+{
+    for (int i = 0; ports && ports[i].name; i++)
+        if (strcmp(ports[i].name, name) == 0) return i;
+    return -1;
+}
+
+static lmp_value *input_value(lmp_stage *st, const char *port)
+{
+    int i = port_of(st->def->consumes, port);
+    if (i < 0) {
+        fprintf(stderr, "lmpipe: bug in stage '%s' (%s): reads undeclared input '%s'\n", st->ps->name,
+                st->def->name, port);
+        abort();
+    }
+    lmp_binding b = st->ps->inputs[i];
+    if (b.stage < 0) return NULL;
+    lmp_value *v = &st->run->outputs[b.stage][b.port];
+    return v->present || v->taken_by ? v : NULL;
+}
+
+void *lmp_input(lmp_stage *st, const char *port)
+{
+    lmp_value *v = input_value(st, port);
+    return v && v->present ? v->data : NULL;
+}
+
+void *lmp_input_take(lmp_stage *st, const char *port)
+{
+    lmp_value *v = input_value(st, port);
+    if (!v || !v->present) return NULL;
+    v->present = 0;
+    v->taken_by = st->ps->name;
+    return v->data;
+}
+
+const char *lmp_input_digest(lmp_stage *st, const char *port)
+{
+    lmp_value *v = input_value(st, port);
+    return v ? v->digest : NULL;
+}
+
+static lmp_value *output_value(lmp_stage *st, const char *port)
+{
+    int i = port_of(st->def->produces, port);
+    return i < 0 ? NULL : &st->run->outputs[st->index][i];
+}
+
+static void output_default_digest(lmp_stage *st, const char *port, char out[65])
+{
+    lmp_sha256 h;
+    lmp_sha256_init(&h);
+    lmp_sha256_update(&h, st->key, 64);
+    lmp_sha256_update(&h, "/", 1);
+    lmp_sha256_update(&h, port, strlen(port));
+    lmp_sha256_final(&h, out);
+}
+
+int lmp_output(lmp_stage *st, const char *port, void *value)
+{
+    lmp_value *v = output_value(st, port);
+    if (!v) return lmp_error("stage '%s' (%s) has no output port '%s'", st->ps->name, st->def->name, port);
+    if (v->present && v->type->free) v->type->free(v->data);
+    v->data = value;
+    v->present = 1;
+    output_default_digest(st, port, v->digest);
+    return 0;
+}
+
+int lmp_output_digest(lmp_stage *st, const char *port, const char *digest)
+{
+    lmp_value *v = output_value(st, port);
+    if (!v || !v->present) return lmp_error("stage '%s': output '%s' was not produced", st->ps->name, port);
+    snprintf(v->digest, sizeof v->digest, "%s", digest);
+    return 0;
+}
+
+/* ------------------------------------------------------------ context */
+
+const char *lmp_stage_name(lmp_stage *st) { return st->ps->name; }
+int64_t lmp_run_id(lmp_stage *st) { return st->run->run_id; }
+uint64_t lmp_seed(lmp_stage *st) { return st->run->opts->seed; }
+
+const char *lmp_workdir(lmp_stage *st)
+{
+    if (!st->workdir) {
+        st->workdir = lmp_strfmt("%s/runs/%lld/%s", st->run->home, (long long)st->run->run_id, st->ps->name);
+        if (lmp_mkdirs(st->workdir) != 0) fprintf(stderr, "lmpipe: %s\n", lmp_errmsg());
+    }
+    return st->workdir;
+}
+
+const char *lmp_cachedir(lmp_stage *st)
+{
+    if (!st->cachedir) {
+        st->cachedir = lmp_strfmt("%s/cache", st->run->home);
+        if (lmp_mkdirs(st->cachedir) != 0) fprintf(stderr, "lmpipe: %s\n", lmp_errmsg());
+    }
+    return st->cachedir;
+}
+
+int lmp_log_metric(lmp_stage *st, const char *key, int64_t step, double value)
+{
+    return lmp_store_metric(st->run->store, st->run->run_id, st->ps->name, key, step, value);
+}
+
+int lmp_log_param(lmp_stage *st, const char *key, const char *value)
+{
+    return lmp_store_param(st->run->store, st->run->run_id, st->ps->name, key, value);
+}
+
+int lmp_log_artifact(lmp_stage *st, const char *name, const char *path)
+{
+    char hex[65];
+    int64_t bytes;
+    if (lmp_sha256_file(path, hex, &bytes) != 0) return -1;
+    return lmp_store_artifact(st->run->store, st->run->run_id, st->ps->name, name, path, hex, bytes);
+}
+
+static void vmessage(lmp_stage *st, const char *kind, const char *fmt, va_list ap)
+{
+    lmp_progress_clear(&st->progress);
+    fprintf(stderr, "[%s] %s", st->ps->name, kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void lmp_info(lmp_stage *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(st, "", fmt, ap);
+    va_end(ap);
+}
+
+void lmp_warn(lmp_stage *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(st, "warning: ", fmt, ap);
+    va_end(ap);
+}
+
+void lmp_progress(lmp_stage *st, const char *what, int64_t done, int64_t total)
+{
+    lmp_progress_update(&st->progress, st->ps->name, what, done, total);
+}
+
+/* ------------------------------------------------------------ executor */
+
+char *lmp_data_home(const char *db_path)
+{
+    const char *env = getenv("LMPIPE_HOME");
+    if (env && *env) return strdupCheck(env);
+    char *copy = strdupCheck(db_path);
+    char *home = lmp_strfmt("%s/lmpipe-data", dirname(copy));
+    free(copy);
+    return home;
+}
+
+/* The stage's key: what it is, how it is set, what it reads. */
+static void stage_key(lmp_stage *st)
+{
+    lmp_sha256 h;
+    lmp_sha256_init(&h);
+    const lmp_stage_entry *e = st->ps->entry;
+    char *head = lmp_strfmt("lmpipe-stage-v1\n%s\n%s\n%s\n", e->plugin->name, e->plugin->version, e->def->name);
+    lmp_sha256_update(&h, head, strlen(head));
+    free(head);
+    for (int i = 0; i < st->ps->nvalues; i++) {
+        lmp_param_value *v = &st->ps->values[i];
+        lmp_sha256_update(&h, v->spec->key, strlen(v->spec->key) + 1);
+        lmp_sha256_update(&h, v->text, strlen(v->text) + 1);
+    }
+    for (int i = 0; st->def->consumes && st->def->consumes[i].name; i++) {
+        lmp_value *v = input_value(st, st->def->consumes[i].name);
+        lmp_sha256_update(&h, st->def->consumes[i].name, strlen(st->def->consumes[i].name) + 1);
+        lmp_sha256_update(&h, v ? v->digest : "-", v ? 64 : 1);
+    }
+    if (st->def->flags & LMP_STAGE_SEEDED) {
+        char seed[32];
+        snprintf(seed, sizeof seed, "seed=%llu", (unsigned long long)st->run->opts->seed);
+        lmp_sha256_update(&h, seed, strlen(seed));
+    }
+    lmp_sha256_final(&h, st->key);
+}
+
+static int cacheable(const lmp_stage_def *d)
+{
+    if (!(d->flags & LMP_STAGE_CACHEABLE)) return 0;
+    for (int i = 0; d->produces && d->produces[i].name; i++) {
+        const lmp_type *t = lmp_type_find(d->produces[i].type);
+        if (!t || !t->save || !t->load) return 0;
+    }
+    return 1;
+}
+
+/* Load every output from <cache>/<key>/<port>; 1 = hit, 0 = miss. */
+static int cache_load(lmp_stage *st)
+{
+    char *dir = lmp_strfmt("%s/%s", lmp_cachedir(st), st->key);
+    char *done = lmp_strfmt("%s/complete", dir);
+    int hit = access(done, F_OK) == 0;
+    for (int i = 0; hit && st->def->produces[i].name; i++) {
+        const lmp_port *port = &st->def->produces[i];
+        const lmp_type *t = lmp_type_find(port->type);
+        char *path = lmp_strfmt("%s/%s", dir, port->name);
+        void *data;
+        if (t->load(path, &data) != 0) {
+            lmp_warn(st, "cache entry %s unusable, recomputing: %s", path, lmp_errmsg());
+            hit = 0;
+        } else {
+            lmp_output(st, port->name, data);
+            lmp_log_artifact(st, port->name, path);
+        }
+        free(path);
+    }
+    free(done);
+    free(dir);
+    return hit;
+}
+
+/* Save outputs into a temporary directory, then rename it into place:
+ * a cache entry is complete or absent. */
+static int cache_store(lmp_stage *st)
+{
+    char *dir = lmp_strfmt("%s/%s", lmp_cachedir(st), st->key);
+    char *tmp = lmp_strfmt("%s.tmp.%ld", dir, (long)getpid());
+    int rc = lmp_mkdirs(tmp);
+    for (int i = 0; rc == 0 && st->def->produces[i].name; i++) {
+        const lmp_port *port = &st->def->produces[i];
+        lmp_value *v = output_value(st, port->name);
+        char *path = lmp_strfmt("%s/%s", tmp, port->name);
+        rc = v->type->save(v->data, path);
+        free(path);
+    }
+    if (rc == 0) {
+        char *done = lmp_strfmt("%s/complete", tmp);
+        rc = lmp_write_file_atomic(done, st->key, 64);
+        free(done);
+    }
+    if (rc == 0 && rename(tmp, dir) != 0) {
+        /* another process stored the same entry first: theirs is as good */
+        if (access(dir, F_OK) != 0) rc = lmp_error("%s: cannot store cache entry", dir);
+    }
+    char *cmd = lmp_strfmt("rm -rf '%s'", tmp);
+    if (access(tmp, F_OK) == 0 && system(cmd) != 0) {}
+    free(cmd);
+    for (int i = 0; rc == 0 && st->def->produces[i].name; i++) {
+        char *path = lmp_strfmt("%s/%s", dir, st->def->produces[i].name);
+        lmp_log_artifact(st, st->def->produces[i].name, path);
+        free(path);
+    }
+    free(tmp);
+    free(dir);
+    return rc;
+}
+
+static int run_stage(lmp_runctx *rc, int i, const char **status)
+{
+    lmp_pstage *ps = &rc->p->stages[i];
+    lmp_stage st = {0};
+    st.run = rc;
+    st.index = i;
+    st.ps = ps;
+    st.def = ps->entry->def;
+    *status = "failed";
+    for (int k = 0; k < ps->nvalues; k++)
+        if (lmp_store_param(rc->store, rc->run_id, ps->name, ps->values[k].spec->key, ps->values[k].text) != 0)
+            return -1;
+    for (int k = 0; st.def->consumes && st.def->consumes[k].name; k++) {
+        lmp_binding b = ps->inputs[k];
+        if (b.stage < 0) continue;
+        lmp_value *v = &rc->outputs[b.stage][b.port];
+        if (v->taken_by)
+            return lmp_error("stage '%s' needs input '%s' from stage '%s', but stage '%s' took it over; "
+                             "wire '%s' to '%s' instead",
+                             ps->name, st.def->consumes[k].name, rc->p->stages[b.stage].name, v->taken_by,
+                             st.def->consumes[k].name, v->taken_by);
+        if (!v->present && !st.def->consumes[k].optional)
+            return lmp_error("stage '%s' needs input '%s', which stage '%s' did not produce", ps->name,
+                             st.def->consumes[k].name, rc->p->stages[b.stage].name);
+    }
+    stage_key(&st);
+    int use_cache = cacheable(st.def);
+    if (lmp_store_stage_begin(rc->store, rc->run_id, ps->name, use_cache ? st.key : NULL) != 0) return -1;
+    double t0 = lmp_now();
+    int r = 0;
+    if (use_cache && !rc->opts->no_cache && cache_load(&st)) {
+        lmp_info(&st, "reusing cached result %.12s", st.key);
+        *status = "cached";
+    } else {
+        r = st.def->run(&st);
+        lmp_progress_clear(&st.progress);
+        if (r == 0 && interrupted) r = lmp_error("interrupted");
+        if (r != 0) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", *lmp_errmsg() ? lmp_errmsg() : "failed without a message");
+            lmp_error("stage '%s' (%s): %s", ps->name, ps->type, msg);
+        }
+        for (int k = 0; r == 0 && st.def->produces && st.def->produces[k].name; k++) {
+            lmp_value *v = &rc->outputs[i][k];
+            if (!v->present && !st.def->produces[k].optional)
+                r = lmp_error("stage '%s' (%s) finished without producing its output '%s'", ps->name,
+                              ps->type, st.def->produces[k].name);
+        }
+        if (r == 0 && use_cache && cache_store(&st) != 0)
+            lmp_warn(&st, "could not cache the result: %s", lmp_errmsg());
+        *status = r == 0 ? "finished" : interrupted ? "interrupted" : "failed";
+    }
+    char err[1024];
+    snprintf(err, sizeof err, "%s", lmp_errmsg());
+    lmp_store_stage_end(rc->store, rc->run_id, ps->name, *status, lmp_now() - t0);
+    free(st.workdir);
+    free(st.cachedir);
+    if (r != 0) lmp_error("%s", err);
+    return r;
+}
+
+int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts, int64_t *run_id)
+{
+    lmp_runctx rc = {0};
+    rc.p = p;
+    rc.store = store;
+    rc.opts = opts;
+    rc.home = lmp_data_home(lmp_store_path(store));
+    if (lmp_store_begin_run(store, opts->experiment ? opts->experiment : "default", p->path, p->text,
+                            opts->seed, &rc.run_id) != 0) {
+        free(rc.home);
+        return -1;
+    }
+    *run_id = rc.run_id;
+    for (int i = 0; i < p->nstages; i++) {
+        const lmp_stage_entry *e = p->stages[i].entry;
+        char *plugin = lmp_strfmt("%s:%s", e->plugin->name, e->def->name);
+        int r = lmp_store_stage_add(store, rc.run_id, p->stages[i].name, plugin, e->plugin->version, i);
+        free(plugin);
+        if (r != 0) {
+            lmp_store_end_run(store, rc.run_id, "failed", lmp_errmsg());
+            free(rc.home);
+            return -1;
+        }
+    }
+    rc.outputs = callocCheck((size_t)p->nstages, sizeof *rc.outputs);
+    for (int i = 0; i < p->nstages; i++) {
+        const lmp_port *prod = p->stages[i].entry->def->produces;
+        int n = 0;
+        while (prod && prod[n].name) n++;
+        rc.outputs[i] = callocCheck((size_t)(n ? n : 1), sizeof **rc.outputs);
+        for (int k = 0; k < n; k++) rc.outputs[i][k].type = lmp_type_find(prod[k].type);
+    }
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    int result = 0;
+    const char *status = "finished";
+    for (int i = 0; i < p->nstages && result == 0; i++) {
+        if (run_stage(&rc, i, &status) != 0) result = 1;
+    }
+    const char *run_status = result == 0 ? "finished" : interrupted ? "interrupted" : "failed";
+    char err[1024];
+    snprintf(err, sizeof err, "%s", lmp_errmsg());
+    if (lmp_store_end_run(store, rc.run_id, run_status, result ? err : NULL) != 0) result = -1;
+    else if (result) lmp_error("%s", err);
+
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    for (int i = 0; i < p->nstages; i++) {
+        const lmp_port *prod = p->stages[i].entry->def->produces;
+        for (int k = 0; prod && prod[k].name; k++) {
+            lmp_value *v = &rc.outputs[i][k];
+            if (v->present && v->type && v->type->free) v->type->free(v->data);
+        }
+        free(rc.outputs[i]);
+    }
+    free(rc.outputs);
+    free(rc.home);
+    return result;
+}

@@ -1,0 +1,27 @@
+/*
+ * run.h — executing a checked pipeline: one row in `runs`, one per stage in
+ * `stages`, every resolved parameter in `params`; stage outputs handed from
+ * producer to consumer; cacheable stages reused; SIGINT/SIGTERM end the run
+ * as 'interrupted', errors as 'failed'.
+ */
+#ifndef LMP_RUN_H
+#define LMP_RUN_H
+
+#include "pipeline.h"
+#include "store.h"
+
+typedef struct {
+    const char *experiment; /* default "default" */
+    uint64_t seed;
+    int no_cache;           /* recompute cacheable stages */
+} lmp_run_opts;
+
+/* Returns 0 when the run finished, 1 when it failed or was interrupted (the
+ * message is in lmp_errmsg()), -1 when it could not be recorded at all. */
+int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts, int64_t *run_id);
+
+/* Where artifacts and the stage cache live: $LMPIPE_HOME, else
+ * "<directory of the database>/lmpipe-data". */
+char *lmp_data_home(const char *db_path);
+
+#endif

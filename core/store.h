@@ -1,0 +1,58 @@
+/*
+ * store.h — the experiment store: one SQLite database (schema in
+ * db/schema.sql) that records every run, its stages, resolved parameters,
+ * metric history and artifact files.  WAL mode with a busy timeout, so several
+ * lmpipe processes can write to one database at once.
+ */
+#ifndef LMP_STORE_H
+#define LMP_STORE_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sqlite3.h>
+
+typedef struct lmp_store lmp_store;
+
+#define LMP_STORE_SCHEMA_VERSION 1
+
+/* Open (creating and migrating if needed) the database at `path`. */
+int lmp_store_open(const char *path, lmp_store **out);
+/* Open read-only (for `lmpipe sql`): any write statement fails. */
+int lmp_store_open_readonly(const char *path, lmp_store **out);
+void lmp_store_close(lmp_store *s);
+sqlite3 *lmp_store_db(lmp_store *s);
+const char *lmp_store_path(lmp_store *s);
+
+/* The database path: --db, else $LMPIPE_DB, else ./lmpipe.db. */
+const char *lmp_store_default_path(const char *cli_value);
+
+int lmp_store_begin_run(lmp_store *s, const char *experiment, const char *pipeline,
+                        const char *pipeline_text, uint64_t seed, int64_t *run_id);
+/* status: finished | failed | interrupted; error may be NULL. */
+int lmp_store_end_run(lmp_store *s, int64_t run_id, const char *status, const char *error);
+
+int lmp_store_stage_add(lmp_store *s, int64_t run_id, const char *stage, const char *plugin,
+                        const char *plugin_version, int position);
+int lmp_store_stage_begin(lmp_store *s, int64_t run_id, const char *stage, const char *cache_key);
+/* status: finished | failed | interrupted | cached */
+int lmp_store_stage_end(lmp_store *s, int64_t run_id, const char *stage, const char *status,
+                        double seconds);
+
+int lmp_store_param(lmp_store *s, int64_t run_id, const char *stage, const char *key,
+                    const char *value);
+int lmp_store_metric(lmp_store *s, int64_t run_id, const char *stage, const char *key,
+                     int64_t step, double value);
+int lmp_store_artifact(lmp_store *s, int64_t run_id, const char *stage, const char *name,
+                       const char *path, const char *sha256, int64_t bytes);
+
+/* Mark runs left 'running' by a process of this host that no longer exists
+ * (killed with SIGKILL, power loss) as 'interrupted'.  Returns how many. */
+int lmp_store_reap_dead_runs(lmp_store *s);
+
+/* Run `sql` and print the result as an aligned table (or tab-separated when
+ * `tsv`).  Errors name the statement's problem as SQLite reports it. */
+int lmp_store_print_query(lmp_store *s, const char *sql, int tsv, FILE *out);
+/* Same, with one int64 parameter bound to every '?'. */
+int lmp_store_print_query_id(lmp_store *s, const char *sql, int64_t id, FILE *out);
+
+#endif

@@ -1,0 +1,16 @@
+/*
+ * types.h — artifact type registry (lmp_type_register / lmp_type_find are
+ * declared in lmpipe.h) and the core's built-in types.
+ */
+#ifndef LMP_TYPES_H
+#define LMP_TYPES_H
+
+#include "lmpipe.h"
+
+extern const lmp_type lmp_type_text; /* char * */
+
+void lmp_types_init(void);
+int lmp_type_count(void);
+const lmp_type *lmp_type_at(int i);
+
+#endif
