@@ -24,6 +24,9 @@ cc -O2 -march=native -ffast-math -fopenmp -I"$top/core" -I"$top" "$top/bench/gpt
    -o "$work/bench_gen" -L"$top/core/.libs" -llmpipe -lopenblas -lm -Wl,-rpath,"$top/core/.libs"
 [ -f "$work/hf/model.safetensors" ] || { echo "making random 124M weights in $work ..."; $py "$top/bench/gpt2/peer.py" make "$work"; }
 
+# the peer runs on the OpenBLAS kernels lmpipe selects (blas.h), to be fair
+core=$("$work/bench_gen" corename)
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-$core}"
 "$work/bench_gen" gen "$work/hf" $P $N $REPS > "$work/lmp.txt"
 "$work/bench_gen" gen "$work/gpt2_124M.bin" $P $N $REPS > "$work/lmp_bin.txt"
 $py "$top/bench/gpt2/peer.py" gen "$work" $P $N $REPS > "$work/peer.txt" 2>/dev/null
@@ -40,6 +43,7 @@ awk -v bw="$bw" -v w="$wmib" -v lt="$lt" -v ld="$ld" -v pt="$pt" -v bt="$bt" \
     -v rss="$(get lmp.txt peak_rss_mib)" -v rssb="$(get lmp_bin.txt peak_rss_mib)" -v same="$same" 'BEGIN {
   bound = bw * 1e9 / (w * 1048576)   # tokens/s if each token only streams the weights once
   printf "GPT-2 124M shapes, fp32, batch 1, %s-token prompt + %s greedy tokens, median of %s\n", '"$P"', '"$N"', '"$REPS"'
+  printf "OpenBLAS kernels: %s, OPENBLAS_NUM_THREADS=%s, OMP_NUM_THREADS=%s\n", "'"$OPENBLAS_CORETYPE"'", "'"$OPENBLAS_NUM_THREADS"'", "'"$OMP_NUM_THREADS"'"
   printf "%-44s %12s\n", "metric", "value"
   printf "%-44s %12.2f\n", "lmpipe tok/s (HF safetensors, mmapped)", lt
   printf "%-44s %12.2f\n", "lmpipe tok/s, decode only (after 1st token)", ld
