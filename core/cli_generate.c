@@ -31,9 +31,10 @@ static const char gen_usage[] =
     "  --tokenizer DIR          vocab.json+merges.txt or encoder.json+vocab.bpe\n"
     "                           (default: the model's folder, else GPT-2's vocabulary)\n"
     "  --ids                    print the generated ids comma-separated, nothing else\n"
-    "Without --temperature, --top-k or --top-p decoding is greedy; with any of\n"
-    "them it samples (temperature 1 unless given).  Generation stops at\n"
-    "<|endoftext|> (50256) or after N tokens.\n";
+    "Prints the continuation (not the prompt) as it is generated.  Without\n"
+    "--temperature, --top-k or --top-p decoding is greedy; with any of them it\n"
+    "samples (temperature 1 unless given).  Generation stops at <|endoftext|>\n"
+    "(50256, or the tokenizer's) or after N tokens.\n";
 
 static const char ppl_usage[] =
     "usage: lmpipe perplexity --model PATH [--stride N] [--tokenizer DIR] [--ids] FILE\n"
@@ -236,6 +237,7 @@ int lmp_cli_generate(int argc, char **argv)
             goto fail;
         }
     }
+    if (bpe && lmp_bpe_eot(bpe) >= 0) o.eos_id = lmp_bpe_eot(bpe);
     if (n > m->config.n_ctx) {
         lmp_error("generate: the prompt has %ld tokens but the model's context is %d", n, m->config.n_ctx);
         goto fail;
