@@ -725,10 +725,10 @@ START_TEST(cli_generate_and_perplexity)
     free(out), free(err);
     /* usage errors: exit 2 with a message and the usage */
     const char *usage_cases[][4] = {
-        { "--model", "x", NULL, "lmpipe: generate: give exactly one of --prompt and --prompt-ids" },
-        { "--model", "x", "--bogus", "lmpipe: generate: unknown argument '--bogus'" },
-        { "--prompt-ids", "1", "--max-new-tokens", "lmpipe: generate: --max-new-tokens needs a value" },
-        { "--prompt-ids", "1,,2", "--model", "lmpipe: generate: --model needs a value" },
+        { "--model", "x", NULL, "lmpipe generate: give exactly one of --prompt and --prompt-ids" },
+        { "--model", "x", "--bogus", "lmpipe generate: unknown argument '--bogus'" },
+        { "--prompt-ids", "1", "--max-new-tokens", "lmpipe generate: --max-new-tokens needs a value" },
+        { "--prompt-ids", "1,,2", "--model", "lmpipe generate: --model needs a value" },
     };
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", usage_cases[i][0],
@@ -739,13 +739,13 @@ START_TEST(cli_generate_and_perplexity)
     }
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
                              "1,,2", NULL), 2);
-    ck_assert_ptr_nonnull(strstr(err, "lmpipe: generate: bad --prompt-ids '1,,2' (comma-separated token ids)"));
+    ck_assert_ptr_nonnull(strstr(err, "lmpipe generate: bad --prompt-ids '1,,2' (comma-separated token ids)"));
     free(out), free(err);
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
                              "1", "--temperature", "-1", NULL), 2);
     free(out), free(err);
     /* bad input: exit 1, one line */
-    char *msg = lmp_strfmt("lmpipe: %s: prompt 0: token id 101 at position 1 out of range [0, 101)\n", model);
+    char *msg = lmp_strfmt("lmpipe generate: %s: prompt 0: token id 101 at position 1 out of range [0, 101)\n", model);
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
                              "1,101", "--ids", NULL), 1);
     ck_assert_str_eq(err, msg);
@@ -754,10 +754,10 @@ START_TEST(cli_generate_and_perplexity)
     char *long_ids = join_ids(many, 65, ",");
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
                              long_ids, "--ids", NULL), 1);
-    ck_assert_str_eq(err, "lmpipe: generate: the prompt has 65 tokens but the model's context is 64\n");
+    ck_assert_str_eq(err, "lmpipe generate: the prompt has 65 tokens but the model's context is 64\n");
     free(out), free(err), free(long_ids);
     char *missing = lmp_strfmt("%s/nope.bin", tmpdir);
-    msg = lmp_strfmt("lmpipe: %s: No such file or directory\n", missing);
+    msg = lmp_strfmt("lmpipe generate: %s: No such file or directory\n", missing);
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", missing, "--prompt-ids",
                              "1", "--ids", NULL), 1);
     ck_assert_str_eq(err, msg);
@@ -784,7 +784,7 @@ START_TEST(cli_generate_and_perplexity)
     ck_assert_int_eq(run_cli(lmp_cli_perplexity, &out, &err, "perplexity", "--model", bin, NULL), 2);
     free(out), free(err);
     ck_assert_int_eq(lmp_write_file_atomic(path, "1 2 x", 5), 0);
-    msg = lmp_strfmt("lmpipe: %s: not a list of token ids\n", path);
+    msg = lmp_strfmt("lmpipe perplexity: %s: not a list of token ids\n", path);
     ck_assert_int_eq(run_cli(lmp_cli_perplexity, &out, &err, "perplexity", "--model", bin, "--ids", path, NULL), 1);
     ck_assert_str_eq(err, msg);
     free(out), free(err), free(msg);
@@ -831,7 +831,7 @@ START_TEST(cli_text)
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", dir, "--prompt",
                              "one, two, three, four, five, six, seven, eight, nine, ten, eleven, "
                              "twelve, thirteen, fourteen, fifteen, sixteen, seventeen", NULL), 1);
-    ck_assert_msg(strncmp(err, "lmpipe: generate: the prompt has ", 33) == 0, "%s", err);
+    ck_assert_msg(strncmp(err, "lmpipe generate: the prompt has ", 32) == 0, "%s", err);
     ck_assert_ptr_nonnull(strstr(err, "tokens but the model's context is 32\n"));
     free(out), free(err);
     /* perplexity of a text file equals the API on its encoding */
