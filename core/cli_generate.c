@@ -14,24 +14,8 @@
 
 #include "gpt2.h"
 
-#if __has_include("bpe.h")
 #include "bpe.h"
-#else /* until the tokenizer lands: token ids only */
-typedef struct lmp_bpe lmp_bpe;
-static int lmp_bpe_load_dir(const char *dir, lmp_bpe **out)
-{
-    *out = NULL;
-    return lmp_error("%s: text needs the BPE tokenizer, which is not built in yet (use ids)", dir);
-}
-static void lmp_bpe_free(lmp_bpe *b) { (void)b; }
-static int lmp_bpe_encode(lmp_bpe *b, const char *t, size_t n, int f, int **ids, size_t *k)
-{
-    *ids = NULL;
-    *k = 0;
-    return lmp_error("no BPE tokenizer");
-}
-static const char *lmp_bpe_token(const lmp_bpe *b, int id, size_t *len) { return NULL; }
-#endif
+#include "paths.h"
 
 static const char gen_usage[] =
     "usage: lmpipe generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [options]\n"
@@ -45,11 +29,12 @@ static const char gen_usage[] =
     "  --repetition-penalty R   CTRL/HF penalty for tokens already present (1 = off)\n"
     "  --seed S                 sampling seed (default 1337)\n"
     "  --tokenizer DIR          vocab.json+merges.txt or encoder.json+vocab.bpe\n"
-    "                           (default: the model's folder, else $LMPIPE_DATA_DIR/gpt2)\n"
+    "                           (default: the model's folder, else GPT-2's vocabulary)\n"
     "  --ids                    print the generated ids comma-separated, nothing else\n"
-    "Without --temperature, --top-k or --top-p decoding is greedy; with any of\n"
-    "them it samples (temperature 1 unless given).  Generation stops at\n"
-    "<|endoftext|> (50256) or after N tokens.\n";
+    "Prints the continuation (not the prompt) as it is generated.  Without\n"
+    "--temperature, --top-k or --top-p decoding is greedy; with any of them it\n"
+    "samples (temperature 1 unless given).  Generation stops at <|endoftext|>\n"
+    "(50256, or the tokenizer's) or after N tokens.\n";
 
 static const char ppl_usage[] =
     "usage: lmpipe perplexity --model PATH [--stride N] [--tokenizer DIR] [--ids] FILE\n"
@@ -58,9 +43,10 @@ static const char ppl_usage[] =
     "  tokens (default n_ctx/2); each token is scored once.  The last line is\n"
     "  nll=<mean nats> ppl=<exp(nll)> tokens=<scored>.\n";
 
+/* "lmpipe CMD: message" then the usage, exit status 2 (as core/cli.c) */
 static int usage_error(const char *usage, const char *fmt, const char *arg)
 {
-    fprintf(stderr, "lmpipe: ");
+    fprintf(stderr, "lmpipe %s: ", usage == gen_usage ? "generate" : "perplexity");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n%s", usage);
     return 2;
@@ -132,7 +118,7 @@ static int has_tokenizer(const char *dir)
     return ok;
 }
 
-/* The tokenizer: --tokenizer, else next to the model, else $LMPIPE_DATA_DIR/gpt2. */
+/* The tokenizer: --tokenizer, else next to the model, else GPT-2's (lmp_data_path). */
 static int open_tokenizer(const char *given, const char *model, lmp_bpe **out)
 {
     if (given) return lmp_bpe_load_dir(given, out);
@@ -145,11 +131,9 @@ static int open_tokenizer(const char *given, const char *model, lmp_bpe **out)
     int rc;
     if (has_tokenizer(dir)) {
         rc = lmp_bpe_load_dir(dir, out);
-    } else {
-        const char *data = getenv("LMPIPE_DATA_DIR");
-        char *d = data ? lmp_strfmt("%s/gpt2", data) : NULL;
-        if (d && has_tokenizer(d)) rc = lmp_bpe_load_dir(d, out);
-        else rc = lmp_error("no tokenizer: none next to %s and none in $LMPIPE_DATA_DIR/gpt2 (use --tokenizer DIR)", model);
+    } else { /* GPT-2's own vocabulary, shipped with lmpipe */
+        char *d = lmp_data_path("gpt2");
+        rc = lmp_bpe_load_dir(d, out);
         free(d);
     }
     free(dir);
@@ -199,9 +183,9 @@ int lmp_cli_generate(int argc, char **argv)
             "--temperature", "--top-k", "--top-p", "--repetition-penalty", "--seed", "--tokenizer", NULL };
         int known = 0;
         for (int k = 0; with_value[k]; k++) known |= strcmp(a, with_value[k]) == 0;
-        if (!known) return usage_error(gen_usage, "generate: unknown argument '%s'", argv[i]);
+        if (!known) return usage_error(gen_usage, "unknown argument '%s'", argv[i]);
         if (!val) {
-            if (i + 1 >= argc) return usage_error(gen_usage, "generate: %s needs a value", a);
+            if (i + 1 >= argc) return usage_error(gen_usage, "%s needs a value", a);
             val = argv[++i];
         }
         long lv;
@@ -210,35 +194,35 @@ int lmp_cli_generate(int argc, char **argv)
         else if (strcmp(a, "--prompt-ids") == 0) prompt_ids = val;
         else if (strcmp(a, "--tokenizer") == 0) tok_dir = val;
         else if (strcmp(a, "--max-new-tokens") == 0) {
-            if (parse_long(val, 0, 1 << 24, &lv)) return usage_error(gen_usage, "generate: bad --max-new-tokens '%s'", val);
+            if (parse_long(val, 0, 1 << 24, &lv)) return usage_error(gen_usage, "bad --max-new-tokens '%s'", val);
             o.max_new_tokens = (int)lv;
         } else if (strcmp(a, "--temperature") == 0) {
-            if (parse_float(val, 0, 1e6f, &o.temperature)) return usage_error(gen_usage, "generate: bad --temperature '%s' (>= 0)", val);
+            if (parse_float(val, 0, 1e6f, &o.temperature)) return usage_error(gen_usage, "bad --temperature '%s' (>= 0)", val);
             temp_given = sampling = 1;
         } else if (strcmp(a, "--top-k") == 0) {
-            if (parse_long(val, 0, 1 << 24, &lv)) return usage_error(gen_usage, "generate: bad --top-k '%s'", val);
+            if (parse_long(val, 0, 1 << 24, &lv)) return usage_error(gen_usage, "bad --top-k '%s'", val);
             o.top_k = (int)lv;
             sampling = 1;
         } else if (strcmp(a, "--top-p") == 0) {
-            if (parse_float(val, 1e-9f, 1, &o.top_p)) return usage_error(gen_usage, "generate: bad --top-p '%s' (in (0, 1])", val);
+            if (parse_float(val, 1e-9f, 1, &o.top_p)) return usage_error(gen_usage, "bad --top-p '%s' (in (0, 1])", val);
             sampling = 1;
         } else if (strcmp(a, "--repetition-penalty") == 0) {
-            if (parse_float(val, 1e-6f, 1e6f, &o.repetition_penalty)) return usage_error(gen_usage, "generate: bad --repetition-penalty '%s' (> 0)", val);
+            if (parse_float(val, 1e-6f, 1e6f, &o.repetition_penalty)) return usage_error(gen_usage, "bad --repetition-penalty '%s' (> 0)", val);
         } else if (strcmp(a, "--seed") == 0) {
             char *end;
             errno = 0;
             unsigned long long s = strtoull(val, &end, 10);
-            if (errno || end == val || *end || val[0] == '-') return usage_error(gen_usage, "generate: bad --seed '%s'", val);
+            if (errno || end == val || *end || val[0] == '-') return usage_error(gen_usage, "bad --seed '%s'", val);
             o.seed = s;
         }
     }
-    if (!model_path) return usage_error(gen_usage, "generate: --model is required%s", "");
-    if (!prompt == !prompt_ids) return usage_error(gen_usage, "generate: give exactly one of --prompt and --prompt-ids%s", "");
+    if (!model_path) return usage_error(gen_usage, "--model is required%s", "");
+    if (!prompt == !prompt_ids) return usage_error(gen_usage, "give exactly one of --prompt and --prompt-ids%s", "");
     if (sampling && !temp_given) o.temperature = 1.0f;
     int *ids = NULL;
     long n = 0;
     if (prompt_ids && parse_ids(prompt_ids, &ids, &n) != 0)
-        return usage_error(gen_usage, "generate: bad --prompt-ids '%s' (comma-separated token ids)", prompt_ids);
+        return usage_error(gen_usage, "bad --prompt-ids '%s' (comma-separated token ids)", prompt_ids);
 
     int rc = 1;
     lmp_gpt2 *m = NULL;
@@ -250,12 +234,13 @@ int lmp_cli_generate(int argc, char **argv)
         if (lmp_bpe_encode(bpe, prompt, strlen(prompt), 0, &ids, &nn) != 0) goto fail;
         n = (long)nn;
         if (n == 0) {
-            lmp_error("generate: the prompt encodes to no tokens");
+            lmp_error("the prompt encodes to no tokens");
             goto fail;
         }
     }
+    if (bpe && lmp_bpe_eot(bpe) >= 0) o.eos_id = lmp_bpe_eot(bpe);
     if (n > m->config.n_ctx) {
-        lmp_error("generate: the prompt has %ld tokens but the model's context is %d", n, m->config.n_ctx);
+        lmp_error("the prompt has %ld tokens but the model's context is %d", n, m->config.n_ctx);
         goto fail;
     }
     stream_state st = { ids_only, 0, bpe };
@@ -265,12 +250,12 @@ int lmp_cli_generate(int argc, char **argv)
     printf("\n");
     fflush(stdout);
     if (ferror(stdout)) {
-        lmp_error("generate: cannot write to standard output");
+        lmp_error("cannot write to standard output");
         goto fail;
     }
     rc = 0;
 fail:
-    if (rc) fprintf(stderr, "lmpipe: %s\n", lmp_errmsg());
+    if (rc) fprintf(stderr, "lmpipe generate: %s\n", lmp_errmsg());
     free(ids);
     lmp_bpe_free(bpe);
     lmp_gpt2_free(m);
@@ -287,18 +272,18 @@ int lmp_cli_perplexity(int argc, char **argv)
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(ppl_usage, stdout); return 0; }
         if (strcmp(a, "--ids") == 0) { ids_mode = 1; continue; }
         if (strcmp(a, "--model") == 0 || strcmp(a, "--stride") == 0 || strcmp(a, "--tokenizer") == 0) {
-            if (i + 1 >= argc) return usage_error(ppl_usage, "perplexity: %s needs a value", a);
+            if (i + 1 >= argc) return usage_error(ppl_usage, "%s needs a value", a);
             const char *v = argv[++i];
             if (a[2] == 'm') model_path = v;
             else if (a[2] == 't') tok_dir = v;
-            else if (parse_long(v, 1, 1 << 24, &stride)) return usage_error(ppl_usage, "perplexity: bad --stride '%s'", v);
+            else if (parse_long(v, 1, 1 << 24, &stride)) return usage_error(ppl_usage, "bad --stride '%s'", v);
             continue;
         }
-        if (a[0] == '-' && a[1]) return usage_error(ppl_usage, "perplexity: unknown argument '%s'", a);
-        if (file) return usage_error(ppl_usage, "perplexity: more than one FILE ('%s')", a);
+        if (a[0] == '-' && a[1]) return usage_error(ppl_usage, "unknown argument '%s'", a);
+        if (file) return usage_error(ppl_usage, "more than one FILE ('%s')", a);
         file = a;
     }
-    if (!model_path || !file) return usage_error(ppl_usage, "perplexity: --model and FILE are required%s", "");
+    if (!model_path || !file) return usage_error(ppl_usage, "--model and FILE are required%s", "");
     int rc = 1, *ids = NULL;
     long n = 0;
     char *text = NULL;
@@ -325,7 +310,7 @@ int lmp_cli_perplexity(int argc, char **argv)
     printf("nll=%.6f ppl=%.4f tokens=%ld\n", r.nll, r.ppl, r.tokens);
     rc = 0;
 fail:
-    if (rc) fprintf(stderr, "lmpipe: %s\n", lmp_errmsg());
+    if (rc) fprintf(stderr, "lmpipe perplexity: %s\n", lmp_errmsg());
     free(text);
     free(ids);
     lmp_bpe_free(bpe);

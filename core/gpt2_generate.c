@@ -321,7 +321,9 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
     step_ws w = { 0 };
     ws_reserve(&w, (int)total_rows, C);
     int *last_row = mallocCheck((size_t)n_seqs * sizeof(int));
-    float *logits = mallocCheck((size_t)V * sizeof(float)), *work = mallocCheck((size_t)V * sizeof(float));
+    float *lastx = mallocCheck((size_t)n_seqs * C * sizeof(float));
+    float *logits = mallocCheck((size_t)n_seqs * V * sizeof(float));
+    float *work = mallocCheck((size_t)V * sizeof(float));
     cand *cands = mallocCheck((size_t)V * sizeof(cand));
 
     for (;;) {
@@ -347,15 +349,20 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
         }
         if (R == 0) break;
         cached_forward(m, &kv, &w, R);
-        for (int b = 0; b < n_seqs; b++) {
+        int live = 0; /* the last row of each live sequence, then all their logits at once */
+        for (int b = 0; b < n_seqs; b++)
+            if (last_row[b] >= 0)
+                memcpy(lastx + (size_t)live++ * C, w.lnf + (size_t)last_row[b] * C, (size_t)C * sizeof(float));
+        gpt2_lm_logits(m, lastx, live, logits);
+        for (int b = 0, k = 0; b < n_seqs; b++) {
             seq_state *q = &ss[b];
             if (last_row[b] < 0) continue;
-            lmhead_logits(logits, w.lnf + (size_t)last_row[b] * C, m->wte, C, V);
-            int tok = choose_token(logits, V, q->seen, &o, &q->rng, work, cands);
+            const float *lg = logits + (size_t)k++ * V;
+            int tok = choose_token(lg, V, q->seen, &o, &q->rng, work, cands);
             q->toks[q->n++] = tok;
             q->seen[tok] = 1;
             q->made++;
-            int stop = cb ? cb(user, b, tok, logits) : 0;
+            int stop = cb ? cb(user, b, tok, lg) : 0;
             if (stop || tok == o.eos_id || q->made >= o.max_new_tokens) q->done = 1;
         }
     }
@@ -368,6 +375,7 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
     free(kv.v);
     ws_free(&w);
     free(last_row);
+    free(lastx);
     free(logits);
     free(work);
     free(cands);

@@ -24,6 +24,8 @@ struct lmp_gpt2_storage {
 
 /* A model for config c with names and shapes filled in, parameter pointers NULL. */
 lmp_gpt2 *gpt2_new_shell(const lmp_gpt2_config *c, const char *source);
+/* logits[n,V] of final-LayerNorm rows x[n,C] through the tied head. */
+void gpt2_lm_logits(const lmp_gpt2 *m, const float *x, int n, float *logits);
 /* n floats of zeroed memory owned (and freed) by the model. */
 float *gpt2_own(lmp_gpt2 *m, size_t n);
 /* Frees what lmp_gpt2_bind_grads allocated (gpt2_backward.c); NULL is fine. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "bpe.h"
 #include "gpt2.h"
 #include "safetensors.h"
 #include "util.h"
@@ -725,10 +726,10 @@ START_TEST(cli_generate_and_perplexity)
     free(out), free(err);
     /* usage errors: exit 2 with a message and the usage */
     const char *usage_cases[][4] = {
-        { "--model", "x", NULL, "lmpipe: generate: give exactly one of --prompt and --prompt-ids" },
-        { "--model", "x", "--bogus", "lmpipe: generate: unknown argument '--bogus'" },
-        { "--prompt-ids", "1", "--max-new-tokens", "lmpipe: generate: --max-new-tokens needs a value" },
-        { "--prompt-ids", "1,,2", "--model", "lmpipe: generate: --model needs a value" },
+        { "--model", "x", NULL, "lmpipe generate: give exactly one of --prompt and --prompt-ids" },
+        { "--model", "x", "--bogus", "lmpipe generate: unknown argument '--bogus'" },
+        { "--prompt-ids", "1", "--max-new-tokens", "lmpipe generate: --max-new-tokens needs a value" },
+        { "--prompt-ids", "1,,2", "--model", "lmpipe generate: --model needs a value" },
     };
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", usage_cases[i][0],
@@ -739,13 +740,13 @@ START_TEST(cli_generate_and_perplexity)
     }
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
                              "1,,2", NULL), 2);
-    ck_assert_ptr_nonnull(strstr(err, "lmpipe: generate: bad --prompt-ids '1,,2' (comma-separated token ids)"));
+    ck_assert_ptr_nonnull(strstr(err, "lmpipe generate: bad --prompt-ids '1,,2' (comma-separated token ids)"));
     free(out), free(err);
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
                              "1", "--temperature", "-1", NULL), 2);
     free(out), free(err);
     /* bad input: exit 1, one line */
-    char *msg = lmp_strfmt("lmpipe: %s: prompt 0: token id 101 at position 1 out of range [0, 101)\n", model);
+    char *msg = lmp_strfmt("lmpipe generate: %s: prompt 0: token id 101 at position 1 out of range [0, 101)\n", model);
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
                              "1,101", "--ids", NULL), 1);
     ck_assert_str_eq(err, msg);
@@ -754,10 +755,10 @@ START_TEST(cli_generate_and_perplexity)
     char *long_ids = join_ids(many, 65, ",");
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", model, "--prompt-ids",
                              long_ids, "--ids", NULL), 1);
-    ck_assert_str_eq(err, "lmpipe: generate: the prompt has 65 tokens but the model's context is 64\n");
+    ck_assert_str_eq(err, "lmpipe generate: the prompt has 65 tokens but the model's context is 64\n");
     free(out), free(err), free(long_ids);
     char *missing = lmp_strfmt("%s/nope.bin", tmpdir);
-    msg = lmp_strfmt("lmpipe: %s: No such file or directory\n", missing);
+    msg = lmp_strfmt("lmpipe generate: %s: No such file or directory\n", missing);
     ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", missing, "--prompt-ids",
                              "1", "--ids", NULL), 1);
     ck_assert_str_eq(err, msg);
@@ -784,11 +785,73 @@ START_TEST(cli_generate_and_perplexity)
     ck_assert_int_eq(run_cli(lmp_cli_perplexity, &out, &err, "perplexity", "--model", bin, NULL), 2);
     free(out), free(err);
     ck_assert_int_eq(lmp_write_file_atomic(path, "1 2 x", 5), 0);
-    msg = lmp_strfmt("lmpipe: %s: not a list of token ids\n", path);
+    msg = lmp_strfmt("lmpipe perplexity: %s: not a list of token ids\n", path);
     ck_assert_int_eq(run_cli(lmp_cli_perplexity, &out, &err, "perplexity", "--model", bin, "--ids", path, NULL), 1);
     ck_assert_str_eq(err, msg);
     free(out), free(err), free(msg);
     free(text), free(path), free(pids), free(wids), free(expect), free(mopt), free(model), free(bin);
+}
+END_TEST
+
+/* Text in and out: a random model with GPT-2's vocabulary size and the
+ * shipped GPT-2 tokenizer. */
+START_TEST(cli_text)
+{
+    lmp_gpt2_config cfg = { 1, 2, 8, 32, 50257, 1e-5f };
+    lmp_gpt2 *m;
+    ck_assert_int_eq(lmp_gpt2_init_random(&cfg, 11, &m), 0);
+    char *dir = lmp_strfmt("%s/textmodel", tmpdir), *out, *err, *out2, *err2;
+    ck_assert_int_eq(lmp_gpt2_save(m, dir), 0);
+    lmp_gpt2_free(m);
+    /* the same sampled continuation as ids and as text */
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", dir, "--prompt",
+                             "Hello, world", "--max-new-tokens", "6", "--temperature", "1.5",
+                             "--seed", "3", "--ids", NULL), 0);
+    ck_assert_msg(*err == 0, "%s", err);
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out2, &err2, "generate", "--model", dir, "--prompt",
+                             "Hello, world", "--max-new-tokens", "6", "--temperature", "1.5",
+                             "--seed", "3", NULL), 0);
+    ck_assert_msg(*err2 == 0, "%s", err2);
+    int *ids;
+    long n = 0;
+    char *p = out;
+    ids = mallocCheck(16 * sizeof(int));
+    for (char *tok = strtok(p, ",\n"); tok; tok = strtok(NULL, ",\n")) ids[n++] = atoi(tok);
+    ck_assert_int_eq(n, 6);
+    lmp_bpe *bpe;
+    char *vocab = lmp_strfmt("%s/data/gpt2", getenv("top_srcdir") ? getenv("top_srcdir") : ".");
+    ck_assert_msg(lmp_bpe_load_dir(vocab, &bpe) == 0, "%s", lmp_errmsg());
+    char *text;
+    size_t len;
+    ck_assert_int_eq(lmp_bpe_decode(bpe, ids, (size_t)n, &text, &len), 0);
+    char *want = lmp_strfmt("%s\n", text);
+    ck_assert_int_eq(strlen(out2), strlen(want));
+    ck_assert_int_eq(memcmp(out2, want, strlen(want)), 0);
+    free(text), free(want), free(out), free(err), free(out2), free(err2), free(ids);
+    /* a prompt longer than the context: one line, exit 1 */
+    ck_assert_int_eq(run_cli(lmp_cli_generate, &out, &err, "generate", "--model", dir, "--prompt",
+                             "one, two, three, four, five, six, seven, eight, nine, ten, eleven, "
+                             "twelve, thirteen, fourteen, fifteen, sixteen, seventeen", NULL), 1);
+    ck_assert_msg(strncmp(err, "lmpipe generate: the prompt has ", 32) == 0, "%s", err);
+    ck_assert_ptr_nonnull(strstr(err, "tokens but the model's context is 32\n"));
+    free(out), free(err);
+    /* perplexity of a text file equals the API on its encoding */
+    const char *doc = "It was the best of times, it was the worst of times, it was the age of wisdom, "
+                      "it was the age of foolishness, it was the epoch of belief.";
+    char *path = lmp_strfmt("%s/doc.txt", tmpdir);
+    ck_assert_int_eq(lmp_write_file_atomic(path, doc, strlen(doc)), 0);
+    ck_assert_int_eq(run_cli(lmp_cli_perplexity, &out, &err, "perplexity", "--model", dir, path, NULL), 0);
+    size_t nn;
+    ck_assert_int_eq(lmp_bpe_encode(bpe, doc, strlen(doc), 0, &ids, &nn), 0);
+    ck_assert_int_eq(lmp_gpt2_load(dir, &m), 0);
+    lmp_gpt2_ppl r;
+    ck_assert_int_eq(lmp_gpt2_perplexity(m, ids, (long)nn, 0, &r), 0);
+    char *line = lmp_strfmt("nll=%.6f ppl=%.4f tokens=%ld\n", r.nll, r.ppl, r.tokens);
+    ck_assert_ptr_nonnull(strstr(out, line));
+    ck_assert_int_eq(r.tokens, (long)nn - 1);
+    lmp_gpt2_free(m);
+    lmp_bpe_free(bpe);
+    free(line), free(out), free(err), free(ids), free(path), free(vocab), free(dir);
 }
 END_TEST
 
@@ -814,6 +877,7 @@ int main(void)
     tcase_add_test(tc, adapters_hook_every_linear);
     tcase_add_test(tc, bad_checkpoints);
     tcase_add_test(tc, cli_generate_and_perplexity);
+    tcase_add_test(tc, cli_text);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

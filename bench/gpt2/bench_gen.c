@@ -5,6 +5,7 @@
  *   bench_gen logits MODEL IDS_FILE OUT_FILE          logits of one sequence (compare_124m.py)
  *   bench_gen ppl MODEL IDS_FILE STRIDE               strided perplexity (compare_124m.py)
  *   bench_gen bandwidth MIB REPS                      read bandwidth, stream-like sum
+ *   bench_gen corename                                OpenBLAS kernels in use
  *   bench_gen gemv REPS                               sgemv vs sgemm with M=1 at 124M shapes
  * IDS_FILE: whitespace-separated token ids.  OUT_FILE: raw float32 [T, V].
  */
@@ -18,6 +19,7 @@
 
 #include <cblas.h>
 
+#include "blas.h"
 #include "gpt2.h"
 
 static double now(void)
@@ -82,6 +84,11 @@ static lmp_gpt2 *load_or_die(const char *path)
 
 int main(int argc, char **argv)
 {
+    lmp_blas_select_kernels(argv); /* as the lmpipe command does (blas.h) */
+    if (argc >= 2 && strcmp(argv[1], "corename") == 0) {
+        printf("%s\n", lmp_blas_corename());
+        return 0;
+    }
     if (argc >= 6 && strcmp(argv[1], "gen") == 0) {
         double t0 = now();
         lmp_gpt2 *m = load_or_die(argv[2]);
