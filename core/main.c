@@ -13,6 +13,7 @@
 #include "blas.h"
 #include "cli.h"
 #include "cli_tokenize.h"
+#include "gpt2.h"
 #include "util.h"
 
 typedef struct {
@@ -31,6 +32,8 @@ static const command commands[] = {
     {"inspect", lmp_cli_inspect, "describe a stage: parameters, inputs, outputs"},
     {"tokenize", lmp_cli_tokenize, "print the GPT-2 BPE token ids of a text"},
     {"detokenize", lmp_cli_detokenize, "turn token ids back into text"},
+    {"generate", lmp_cli_generate, "continue a prompt with a GPT-2 model (KV cache, sampling)"},
+    {"perplexity", lmp_cli_perplexity, "perplexity of a text file under a GPT-2 model"},
     {"plot", lmp_cli_plot, "write SVG charts of runs' metric curves and final metrics"},
     {"report", lmp_cli_report, "write one HTML page comparing runs side by side"},
     {NULL, NULL, NULL},
