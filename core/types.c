@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lm.h"
+#include "tokenizer.h"
 #include "types.h"
 #include "util.h"
 
@@ -59,7 +61,7 @@ static int text_load(const char *path, void **v)
 
 const lmp_type lmp_type_text = {"text", "a UTF-8 string", text_free, text_save, text_load};
 
-static const lmp_type *const builtin[] = {&lmp_type_text, NULL};
+static const lmp_type *const builtin[] = {&lmp_type_text, &lmp_type_tokenizer, &lmp_type_lm, NULL};
 
 void lmp_types_init(void)
 {
