@@ -156,6 +156,15 @@ int lmp_lm_train_step(lmp_lm_trainer *tr, lmp_lm_step_info *info)
     float norm = lmp_params_clip_grad_norm(&tr->g, o->clip);
     float lr = lr_schedule(o->schedule, tr->step, o->steps, o->warmup, (float)o->lr, (float)o->min_lr);
     int finite = isfinite(loss) && isfinite(norm);
+    int64_t tokens = (int64_t)o->accum * B * T;
+    if (info) {
+        info->step = tr->step + 1;
+        info->loss = loss;
+        info->grad_norm = norm;
+        info->lr = lr;
+        info->skipped = !finite;
+        info->tokens = tokens;
+    }
     if (!finite && !o->skip_nonfinite)
         return lmp_error("step %d: loss %g, gradient norm %g: training diverged "
                          "(lower the learning rate, or skip such steps with skip_nonfinite)",
@@ -163,17 +172,8 @@ int lmp_lm_train_step(lmp_lm_trainer *tr, lmp_lm_step_info *info)
     if (finite) lmp_params_adamw_step(&tr->g, lr, o->beta1, o->beta2, o->eps, o->weight_decay);
     else tr->skipped++;
     tr->step++;
-    int64_t tokens = (int64_t)o->accum * B * T;
     tr->tokens_seen += tokens;
-    if (info) {
-        info->step = tr->step;
-        info->loss = loss;
-        info->grad_norm = norm;
-        info->lr = lr;
-        info->skipped = !finite;
-        info->tokens = tokens;
-        info->seconds = lmp_now() - t0;
-    }
+    if (info) info->seconds = lmp_now() - t0;
     return 0;
 }
 

@@ -104,8 +104,9 @@ void lmp_lm_trainer_free(lmp_lm_trainer *tr);
  * the next B windows, forward, LM loss and backward; scale by 1/accum; clip;
  * AdamW at the schedule's learning rate for this step.  A non-finite loss
  * or gradient norm fails with "step N: loss nan, gradient norm nan: ..."
- * (the model is not updated) unless skip_nonfinite is set, in which case
- * the step counts but changes nothing and info->skipped is 1. */
+ * (the model is not updated; info is filled, skipped = 1, so the caller can
+ * log it) unless skip_nonfinite is set, in which case the step counts but
+ * changes nothing and info->skipped is 1. */
 int lmp_lm_train_step(lmp_lm_trainer *tr, lmp_lm_step_info *info);
 
 /* Mean next-token loss of m over tokens[n] read as consecutive windows of

@@ -200,7 +200,10 @@ START_TEST(nonfinite_steps_stop_or_skip)
     lmp_lm_step_info info;
     ck_assert_int_eq(lmp_lm_train_step(tr, &info), 0);
     m->h[1].ln_2_w[3] = NAN; /* poisons the loss and every gradient */
+    memset(&info, 0, sizeof info);
     ck_assert_int_eq(lmp_lm_train_step(tr, &info), -1);
+    ck_assert_int_eq(info.step, 2); /* filled, so the caller can log it */
+    ck_assert_int_eq(info.skipped, 1);
     ck_assert_str_eq(lmp_errmsg(), "step 2: loss nan, gradient norm nan: training diverged "
                                    "(lower the learning rate, or skip such steps with skip_nonfinite)");
     float before = m->wte[0];

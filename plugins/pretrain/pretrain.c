@@ -277,8 +277,11 @@ static int run(lmp_stage *st)
                 lmp_error("interrupted at step %d", tr->step);
             goto fail;
         }
-        lmp_lm_step_info info;
-        if (lmp_lm_train_step(tr, &info) != 0) goto fail;
+        lmp_lm_step_info info = {0};
+        if (lmp_lm_train_step(tr, &info) != 0) {
+            if (info.skipped) lmp_log_metric(st, "nonfinite", info.step, 1);
+            goto fail;
+        }
         t_train += info.seconds;
         tokens_timed += info.tokens;
         lmp_log_metric(st, "loss", info.step, info.loss);
@@ -286,7 +289,7 @@ static int run(lmp_stage *st)
         lmp_log_metric(st, "grad_norm", info.step, info.grad_norm);
         lmp_log_metric(st, "tokens_per_s", info.step, info.tokens / info.seconds);
         if (info.skipped) {
-            lmp_log_metric(st, "nonfinite_skipped", info.step, 1);
+            lmp_log_metric(st, "nonfinite", info.step, 1);
             lmp_warn(st, "step %d: loss %g, gradient norm %g: skipped", info.step, info.loss, info.grad_norm);
         }
         lmp_progress(st, "steps", info.step, o.steps);
