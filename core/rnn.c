@@ -21,6 +21,7 @@ typedef float real;
 #define NN_FN(name) name
 #define RNN_FN(name) name
 #define RNN_GEMM cblas_sgemm
+#define RNN_FAST_ACT
 #include "rnn_impl.h"
 
 #define RNN_MAX_TENSORS (3 + 8 * RNN_MAX_LAYERS)

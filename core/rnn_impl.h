@@ -109,12 +109,20 @@ static void RNN_FN(rnn_work_reserve)(RNN_FN(rnn_work) *w, const lmp_rnn_config *
     w->capB = cB, w->capT = cT, w->capN = cN, w->capLD = c->layers * dirs;
 }
 
+#ifdef RNN_FAST_ACT
+#include "rnn_act.h"
+#define RNN_SIGMOID(x) rnn_sigmoid(x)
+#define RNN_TANH(x) rnn_tanh(x)
+#else
 static inline real RNN_FN(rnn_sigmoid)(real x)
 {
     if (x >= 0) return (real)1 / ((real)1 + exp(-x));
     real e = exp(x); /* exp(-x) would overflow */
     return e / ((real)1 + e);
 }
+#define RNN_SIGMOID(x) RNN_FN(rnn_sigmoid)(x)
+#define RNN_TANH(x) tanh(x)
+#endif
 
 /* Index of a layer/direction tensor: k = 0 weight_ih, 1 weight_hh, 2 bias_ih, 3 bias_hh. */
 static inline int RNN_FN(rnn_ti)(const lmp_rnn_config *c, int l, int d, int k)
@@ -172,28 +180,31 @@ static void RNN_FN(rnn_layer_forward)(RNN_FN(rnn_work) *w, const lmp_rnn_config 
             real *gi = gt + (size_t)i * GH, *yi = y + (o + i) * D;
             const real *hpi = hp + (size_t)i * H;
             if (cell == LMP_RNN_ELMAN) {
-                for (int j = 0; j < H; j++) yi[j] = gi[j] = tanh(gi[j]);
+                #pragma omp simd
+                for (int j = 0; j < H; j++) yi[j] = gi[j] = RNN_TANH(gi[j]);
             } else if (cell == LMP_RNN_GRU) {
                 const real *hwi = hw + (size_t)i * GH;
                 real *hn = aux + (o + i) * H;
+                #pragma omp simd
                 for (int j = 0; j < H; j++) {
-                    real r = RNN_FN(rnn_sigmoid)(gi[j] + hwi[j]);
-                    real z = RNN_FN(rnn_sigmoid)(gi[H + j] + hwi[H + j]);
+                    real r = RNN_SIGMOID(gi[j] + hwi[j]);
+                    real z = RNN_SIGMOID(gi[H + j] + hwi[H + j]);
                     real hnj = hwi[2 * H + j] + bhh[2 * H + j];
-                    real nn = tanh(gi[2 * H + j] + r * hnj);
+                    real nn = RNN_TANH(gi[2 * H + j] + r * hnj);
                     gi[j] = r, gi[H + j] = z, gi[2 * H + j] = nn, hn[j] = hnj;
                     yi[j] = ((real)1 - z) * nn + z * hpi[j];
                 }
             } else {
                 const real *cpi = cp + (size_t)i * H;
                 real *ci = aux + (o + i) * H;
+                #pragma omp simd
                 for (int j = 0; j < H; j++) {
-                    real ig = RNN_FN(rnn_sigmoid)(gi[j]), fg = RNN_FN(rnn_sigmoid)(gi[H + j]);
-                    real gg = tanh(gi[2 * H + j]), og = RNN_FN(rnn_sigmoid)(gi[3 * H + j]);
+                    real ig = RNN_SIGMOID(gi[j]), fg = RNN_SIGMOID(gi[H + j]);
+                    real gg = RNN_TANH(gi[2 * H + j]), og = RNN_SIGMOID(gi[3 * H + j]);
                     real cc = fg * cpi[j] + ig * gg;
                     gi[j] = ig, gi[H + j] = fg, gi[2 * H + j] = gg, gi[3 * H + j] = og;
                     ci[j] = cc;
-                    yi[j] = og * tanh(cc);
+                    yi[j] = og * RNN_TANH(cc);
                 }
             }
         }
@@ -228,6 +239,7 @@ static void RNN_FN(rnn_layer_backward)(RNN_FN(rnn_work) *w, const lmp_rnn_config
             const real *gi = gt + (size_t)i * GH, *dyi = dy + (o + i) * D, *hpi = hp + (size_t)i * H;
             real *dgi = dgt + (size_t)i * GH, *dghi = dght + (size_t)i * GH, *dhi = dh + (size_t)i * H;
             if (cell == LMP_RNN_ELMAN) {
+                #pragma omp simd
                 for (int j = 0; j < H; j++) {
                     real hh = gi[j], dhj = dhi[j] + dyi[j];
                     dgi[j] = dhj * ((real)1 - hh * hh);
@@ -235,6 +247,7 @@ static void RNN_FN(rnn_layer_backward)(RNN_FN(rnn_work) *w, const lmp_rnn_config
                 }
             } else if (cell == LMP_RNN_GRU) {
                 const real *hn = aux + (o + i) * H;
+                #pragma omp simd
                 for (int j = 0; j < H; j++) {
                     real r = gi[j], z = gi[H + j], nn = gi[2 * H + j], dhj = dhi[j] + dyi[j];
                     real dnpre = dhj * ((real)1 - z) * ((real)1 - nn * nn);
@@ -249,9 +262,10 @@ static void RNN_FN(rnn_layer_backward)(RNN_FN(rnn_work) *w, const lmp_rnn_config
             } else {
                 const real *ci = aux + (o + i) * H, *cpi = cp_all + (o + i) * H;
                 real *dci = dc + (size_t)i * H;
+                #pragma omp simd
                 for (int j = 0; j < H; j++) {
                     real ig = gi[j], fg = gi[H + j], gg = gi[2 * H + j], og = gi[3 * H + j];
-                    real dhj = dhi[j] + dyi[j], tc = tanh(ci[j]);
+                    real dhj = dhi[j] + dyi[j], tc = RNN_TANH(ci[j]);
                     real dcc = dci[j] + dhj * og * ((real)1 - tc * tc);
                     dgi[j] = dcc * gg * ig * ((real)1 - ig);
                     dgi[H + j] = dcc * cpi[j] * fg * ((real)1 - fg);

@@ -32,6 +32,7 @@
 #include "nn.h"
 #include "optim.h"
 #include "rnn.h"
+#include "rnn_act.h"
 #include "safetensors.h"
 
 #define NN_REAL double
@@ -547,6 +548,30 @@ START_TEST(embedding_init)
 }
 END_TEST
 
+/* ------------------------------------------------------------ fast activations */
+
+START_TEST(fast_activations)
+{
+    double worst_t = 0, worst_s = 0;
+    for (int k = -300000; k <= 300000; k++) {
+        float x = (float)k * 1e-4f; /* [-30, 30] */
+        if (k % 3 == 0) x = ldexpf(1.0f, k % 90 - 60) * (k < 0 ? -1 : 1); /* tiny to huge */
+        double t = tanh((double)x), sg = 1 / (1 + exp(-(double)x));
+        worst_t = fmax(worst_t, fabs(rnn_tanh(x) - t) / fmax(fabs(t), 1e-30));
+        worst_s = fmax(worst_s, fabs(rnn_sigmoid(x) - sg) / fmax(sg, 1e-30));
+    }
+    printf("fast activations: max relative error tanh %.2e, sigmoid %.2e\n", worst_t, worst_s);
+    ck_assert_double_le(worst_t, 4e-7); /* a few float ulps */
+    ck_assert_double_le(worst_s, 4e-7);
+    ck_assert_float_eq(rnn_tanh(100.0f), 1.0f);
+    ck_assert_float_eq(rnn_tanh(-100.0f), -1.0f);
+    ck_assert_float_eq(rnn_sigmoid(-200.0f), 0.0f);
+    ck_assert_float_eq(rnn_sigmoid(200.0f), 1.0f);
+    ck_assert_float_eq(rnn_tanh(0.0f), 0.0f);
+    ck_assert_float_eq(rnn_sigmoid(0.0f), 0.5f);
+}
+END_TEST
+
 /* ------------------------------------------------------------ distillation loss */
 
 START_TEST(kd_known_values)
@@ -651,6 +676,7 @@ static Suite *rnn_suite(void)
     tcase_add_test(tc, save_load);
     tcase_add_test(tc, errors);
     tcase_add_test(tc, embedding_init);
+    tcase_add_test(tc, fast_activations);
     suite_add_tcase(s, tc);
     TCase *kd = tcase_create("kd");
     tcase_add_test(kd, kd_known_values);
