@@ -19,6 +19,8 @@
 
 extern const char lmp_schema_sql[]; /* generated from db/schema.sql */
 
+#define BUSY_TIMEOUT_MS 30000
+
 struct lmp_store {
     sqlite3 *db;
     char *path;
@@ -36,15 +38,28 @@ static int db_fail(lmp_store *s, const char *what)
     return lmp_error("%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
+/* SQLite returns SQLITE_BUSY without waiting for the busy timeout where
+ * waiting could deadlock: two processes creating one new database both read
+ * it, then both need its write lock to switch it to WAL.  Such a statement
+ * did nothing, so it is tried again after a short random pause, for as long
+ * as the busy timeout would have waited. */
 static int exec(lmp_store *s, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    double t0 = lmp_now();
+    unsigned seed = (unsigned)getpid();
+    for (;;) {
+        char *msg = NULL;
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+        if (rc == SQLITE_OK) return 0;
+        if ((rc & 0xff) == SQLITE_BUSY && lmp_now() - t0 < BUSY_TIMEOUT_MS / 1000.0) {
+            sqlite3_free(msg);
+            usleep(1000 + rand_r(&seed) % 20000);
+            continue;
+        }
         lmp_error("%s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return -1;
     }
-    return 0;
 }
 
 const char *lmp_store_default_path(const char *cli_value)
@@ -114,7 +129,7 @@ static int open_db(const char *path, int flags, lmp_store **out)
         return -1;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, 30000);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     *out = s;
     return 0;
 }

@@ -7,7 +7,7 @@
  *            trainer writing checkpoints; `pause_ms` widens the window between
  *            the file's replacement and its record, where a SIGKILL leaves the
  *            database describing the previous version.  Version K's file is
- *            "rewrite version K\n", `bytes` filler bytes, "end K\n" — a reader
+ *            "rewrite version K\n", `bytes` filler bytes, "\nend K\n" — a reader
  *            can tell a complete version from a torn one.
  *   nanclf   a trainable two-label classifier (a bias per label plus a weight
  *            on the row length) that turns its loss (logits) or its gradient
@@ -47,7 +47,7 @@ static int rewrite_run(lmp_stage *st)
         memset(fill, 'a' + (int)(k % 26), (size_t)bytes);
         lmp_sbuf_putn(&b, fill, (size_t)bytes);
         free(fill);
-        lmp_sbuf_printf(&b, "end %lld\n", (long long)k);
+        lmp_sbuf_printf(&b, "\nend %lld\n", (long long)k);
         rc = lmp_write_file_atomic(path, b.s, b.len);
         lmp_sbuf_free(&b);
         if (rc == 0 && pause > 0) usleep((useconds_t)(pause * 1000));
