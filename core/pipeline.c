@@ -267,7 +267,15 @@ static int do_include(parser *ps, loc at, const char *arg)
     }
     for (int i = 0; i < ps->depth; i++)
         if (strcmp(ps->stack[i], real) == 0) {
-            lmp_error("%s:%d: include %s: the file includes itself (include cycle)", at.file, at.line, arg);
+            if (i == ps->depth - 1) {
+                lmp_error("%s:%d: include %s: the file includes itself (include cycle)", at.file, at.line, arg);
+            } else { /* name the whole loop */
+                lmp_sbuf chain = {0};
+                for (int k = i; k < ps->depth; k++) lmp_sbuf_printf(&chain, "%s -> ", ps->stack[k]);
+                lmp_sbuf_puts(&chain, real);
+                lmp_error("%s:%d: include %s: include cycle %s", at.file, at.line, arg, chain.s);
+                lmp_sbuf_free(&chain);
+            }
             free(target);
             return -1;
         }
