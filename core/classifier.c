@@ -12,14 +12,15 @@
 
 #include "classifier.h"
 #include "gpt2_classifier.h"
+#include "rnn.h"
 #include "util.h"
 
 #define MAX_KINDS 16
 static struct {
     const char *kind;
     lmp_classifier_loader load;
-} kinds[MAX_KINDS] = { { "gpt2", lmp_gpt2_classifier_load } };
-static int n_kinds = 1;
+} kinds[MAX_KINDS] = { { "gpt2", lmp_gpt2_classifier_load }, { "rnn", lmp_rnn_classifier_load } };
+static int n_kinds = 2;
 
 int lmp_classifier_kind_register(const char *kind, lmp_classifier_loader load)
 {

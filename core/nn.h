@@ -150,6 +150,22 @@ void softmax_backward(float *dlogits, const float *dprobs, const float *probs, i
 float softmax_crossentropy_forward_backward(float *losses, float *dlogits, const float *logits,
                                             const int *targets, int N, int V);
 
+/* Knowledge distillation: a soft-target loss between student logits
+ * student[N,V] and teacher logits teacher[N,V], averaged over the N rows.
+ *   LMP_KD_KL   T^2 KL(softmax(teacher/T) || softmax(student/T))  (Hinton et
+ *               al. 2015; T^2 keeps the gradient's scale independent of T):
+ *               both log-softmaxes from their own log-sum-exp (the KL takes
+ *               LOG-probabilities of the student), d/dstudent = T (q - p)
+ *   LMP_KD_MSE  sum_v (student - teacher)^2, the squared L2 distance of the
+ *               logit vectors (Tang et al. 2019); temperature unused
+ * losses[N] (may be NULL): per-row loss.  dstudent[N,V] (may be NULL) +=
+ * scale * d(mean loss)/d(student) (scale: the loss's weight in a sum, e.g.
+ * 1 - alpha).  Returns the mean loss, or NAN with lmp_error() set and nothing
+ * written for a temperature <= 0 (KL) or an unknown kind. */
+enum { LMP_KD_KL = 0, LMP_KD_MSE = 1 };
+float kd_loss_forward_backward(float *losses, float *dstudent, const float *student, const float *teacher,
+                               int N, int V, float temperature, int kind, float scale);
+
 /* Fused, chunked language-model head + cross-entropy, logits = x @ wte^T
  * (tied GPT-2 embedding), never materialising the N x V logits: `chunk` rows
  * at a time go through sgemm into scratch[chunk*V], softmax, loss and

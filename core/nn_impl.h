@@ -16,6 +16,7 @@
 #include <string.h>
 #include <tgmath.h>
 
+#include "nn.h"
 #include "util.h"
 
 typedef NN_REAL real;
@@ -605,6 +606,64 @@ real NN_FN(softmax_crossentropy_forward_backward)(real *losses, real *dlogits, c
         total += l;
     }
     return (real)(total / count);
+}
+
+/* One row of the distillation loss; adds scale * d(loss)/d(s) to g when g != NULL. */
+static real NN_FN(nn_kd_row)(real *g, const real *s, const real *t, int V, real temp, int kind, real scale)
+{
+    if (kind == LMP_KD_MSE) {
+        real l = 0;
+        for (int i = 0; i < V; i++) {
+            real d = s[i] - t[i];
+            l += d * d;
+            if (g) g[i] += scale * (real)2 * d;
+        }
+        return l;
+    }
+    /* log-softmax of both, each from its own log-sum-exp, so that neither
+     * side is ever the log of a probability that underflowed to 0 */
+    real ms = s[0], mt = t[0];
+    for (int i = 1; i < V; i++) {
+        if (s[i] > ms) ms = s[i];
+        if (t[i] > mt) mt = t[i];
+    }
+    real zs = 0, zt = 0;
+    for (int i = 0; i < V; i++) {
+        zs += exp((s[i] - ms) / temp);
+        zt += exp((t[i] - mt) / temp);
+    }
+    real lzs = log(zs), lzt = log(zt), kl = 0;
+    for (int i = 0; i < V; i++) {
+        real lq = (s[i] - ms) / temp - lzs, lp = (t[i] - mt) / temp - lzt, p = exp(lp);
+        kl += p * (lp - lq);
+        /* d(T^2 KL)/ds_i = T (q_i - p_i) */
+        if (g) g[i] += scale * temp * (exp(lq) - p);
+    }
+    return temp * temp * kl;
+}
+
+real NN_FN(kd_loss_forward_backward)(real *losses, real *dstudent, const real *student, const real *teacher,
+                                     int N, int V, real temperature, int kind, real scale)
+{
+    if (kind != LMP_KD_KL && kind != LMP_KD_MSE) {
+        lmp_error("kd loss: unknown kind %d", kind);
+        return NAN;
+    }
+    if (kind == LMP_KD_KL && !(temperature > 0)) {
+        lmp_error("kd loss: temperature must be > 0, got %g", (double)temperature);
+        return NAN;
+    }
+    if (N < 1) return 0;
+    real gscale = scale / (real)N;
+    double total = 0;
+    #pragma omp parallel for reduction(+:total) if ((size_t)N * V >= NN_OMP_MIN)
+    for (int n = 0; n < N; n++) {
+        real l = NN_FN(nn_kd_row)(dstudent ? dstudent + (size_t)n * V : NULL, student + (size_t)n * V,
+                                  teacher + (size_t)n * V, V, temperature, kind, gscale);
+        if (losses) losses[n] = l;
+        total += l;
+    }
+    return (real)(total / N);
 }
 
 real NN_FN(lmhead_xent_forward_backward)(const real *x, const real *wte, const int *targets,

@@ -1,0 +1,253 @@
+/*
+ * fit.c — the training loop of fit.h, shared by the train and kd stages.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "fit.h"
+#include "metrics.h"
+#include "nn.h"
+#include "util.h"
+
+int lmp_fit_opts_read(lmp_stage *st, lmp_fit_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->epochs = (int)lmp_param_int(st, "epochs");
+    o->batch = (int)lmp_param_int(st, "batch");
+    o->accumulate = (int)lmp_param_int(st, "accumulate");
+    o->eval_batch = (int)lmp_param_int(st, "eval_batch");
+    if (o->batch % o->accumulate != 0)
+        return lmp_error("batch %d is not a multiple of accumulate %d", o->batch, o->accumulate);
+    o->max_len = (int)lmp_param_int(st, "max_len");
+    if (strcmp(lmp_param_str(st, "padding"), "fixed") == 0) {
+        if (o->max_len == 0) return lmp_error("padding=fixed needs max_len > 0");
+        o->fixed_T = o->max_len;
+    }
+    o->adamw = strcmp(lmp_param_str(st, "optimizer"), "adamw") == 0;
+    o->lr = lmp_param_float(st, "lr");
+    o->weight_decay = lmp_param_float(st, "weight_decay");
+    o->beta1 = lmp_param_float(st, "beta1");
+    o->beta2 = lmp_param_float(st, "beta2");
+    o->eps = lmp_param_float(st, "eps");
+    o->clip = lmp_param_float(st, "clip");
+    o->min_lr = lmp_param_float(st, "min_lr");
+    o->warmup = lmp_param_float(st, "warmup");
+    if (lr_schedule_parse(lmp_param_str(st, "schedule"), &o->schedule) != 0) return -1;
+    o->skip_nonfinite = strcmp(lmp_param_str(st, "on_nonfinite"), "skip") == 0;
+    o->log_every = (int)lmp_param_int(st, "log_every");
+    o->early_stopping = (int)lmp_param_int(st, "early_stopping");
+    o->monitor = lmp_param_str(st, "monitor");
+    o->restore_best = lmp_param_bool(st, "restore_best");
+    o->shuffle = lmp_param_bool(st, "shuffle");
+    o->eval_split = lmp_param_str(st, "eval_split");
+    if ((o->early_stopping > 0 || o->restore_best) && !*o->eval_split)
+        return lmp_error("early_stopping and restore_best need an eval_split");
+    return 0;
+}
+
+typedef struct {
+    double loss;
+    lmp_cls_metrics m;
+} eval_result;
+
+/* Cross-entropy and metrics of `c` on a whole split, in evaluation mode. */
+static int evaluate_split(lmp_classifier *c, const lmp_dataset *d, const lmp_split *s, int batch, eval_result *r)
+{
+    int L = c->num_labels;
+    float *logits = mallocCheck((size_t)s->n * (size_t)L * sizeof *logits);
+    int *pred = mallocCheck((size_t)s->n * sizeof *pred);
+    int rc = lmp_classifier_predict(c, d, s, batch, logits);
+    if (rc == 0) {
+        r->loss = softmax_crossentropy_forward_backward(NULL, NULL, logits, s->label, s->n, L);
+        for (int i = 0; i < s->n; i++) pred[i] = lmp_argmax(logits + (size_t)i * L, L);
+        lmp_cls_metrics_compute(&r->m, s->label, pred, s->n, L);
+    }
+    free(logits);
+    free(pred);
+    return rc;
+}
+
+static void shuffle(int *idx, int n, lmp_rng *rng)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(lmp_rng_u64(rng) % (uint64_t)(i + 1));
+        int t = idx[i];
+        idx[i] = idx[j], idx[j] = t;
+    }
+}
+
+/* Copy every trainable tensor's data into / out of one flat buffer. */
+static void snapshot(lmp_params_group *g, float *buf, int restore)
+{
+    size_t off = 0;
+    for (int i = 0; i < g->count; i++) {
+        lmp_param_tensor *t = &g->t[i];
+        if (!t->grad) continue;
+        if (restore) memcpy(t->data, buf + off, t->n * sizeof(float));
+        else memcpy(buf + off, t->data, t->n * sizeof(float));
+        off += t->n;
+    }
+}
+
+/* The default loss: mean cross-entropy against the gold labels. */
+static double ce_loss(void *ctx, const float *logits, const int *labels, const int *idx, int n, int L, float *dlogits,
+                      double *parts)
+{
+    (void)ctx, (void)idx, (void)parts;
+    return softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, n, L);
+}
+
+int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset *d, const lmp_fit_loss *loss)
+{
+    static const lmp_fit_loss ce = {ce_loss, NULL, 0, NULL};
+    if (!loss) loss = &ce;
+    if (loss->nparts < 0 || loss->nparts > LMP_FIT_MAX_PARTS)
+        return lmp_error("a loss with %d parts (at most %d)", loss->nparts, LMP_FIT_MAX_PARTS);
+    if (lmp_classifier_check_data(c, d) != 0) return -1;
+    const lmp_split *train = lmp_dataset_split(d, "train");
+    if (!train || train->n == 0) return lmp_error("dataset '%s' has no 'train' split", d->name);
+    const lmp_split *dev = *o->eval_split ? lmp_dataset_split(d, o->eval_split) : NULL;
+    if (*o->eval_split && !dev) return lmp_error("dataset '%s' has no split '%s' (eval_split)", d->name, o->eval_split);
+
+    int batch = o->batch, micro = batch / o->accumulate, L = c->num_labels, np = loss->nparts;
+    int max_T = o->max_len;
+    if (c->max_len > 0 && (max_T == 0 || max_T > c->max_len)) max_T = c->max_len;
+    float clip = (float)o->clip, min_lr = (float)o->min_lr;
+
+    lmp_params_group *g = c->params(c);
+    if (!g) return -1;
+    size_t total = lmp_params_numel(g, 0), trainable = lmp_params_numel(g, 1);
+    lmp_info(st, "%s classifier: %zu parameters, %zu trainable (%.4f%%)", c->kind, total, trainable,
+             total ? 100.0 * (double)trainable / (double)total : 0.0);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%zu", trainable);
+    lmp_log_param(st, "trainable_params", buf);
+    snprintf(buf, sizeof buf, "%zu", total);
+    lmp_log_param(st, "total_params", buf);
+    if (trainable == 0) return lmp_error("the classifier has no trainable parameters");
+
+    int steps_per_epoch = (train->n + batch - 1) / batch, total_steps = steps_per_epoch * o->epochs;
+    int warmup = (int)(o->warmup * total_steps);
+    lmp_rng rng;
+    lmp_rng_seed(&rng, lmp_seed(st) ^ 0x7472616e);
+    int *order = mallocCheck((size_t)train->n * sizeof *order);
+    for (int i = 0; i < train->n; i++) order[i] = i;
+    float *logits = mallocCheck((size_t)micro * (size_t)L * sizeof *logits);
+    float *dlogits = mallocCheck((size_t)micro * (size_t)L * sizeof *dlogits);
+    int *pred = mallocCheck((size_t)train->n * sizeof *pred), *gold = mallocCheck((size_t)train->n * sizeof *gold);
+    float *best = o->restore_best ? mallocCheck(trainable * sizeof(float)) : NULL;
+    double best_score = -INFINITY;
+    int best_epoch = -1, since_best = 0, step = 0, rc = 0;
+    lmp_batch b = {0};
+
+    for (int epoch = 0; epoch < o->epochs && rc == 0; epoch++) {
+        if (o->shuffle) shuffle(order, train->n, &rng);
+        double loss_sum = 0, part_sum[LMP_FIT_MAX_PARTS] = {0};
+        int seen = 0;
+        for (int s0 = 0; s0 < train->n && rc == 0; s0 += batch, step++) {
+            int nb = train->n - s0 < batch ? train->n - s0 : batch;
+            lmp_params_zero_grads(g);
+            double step_loss = 0, step_parts[LMP_FIT_MAX_PARTS] = {0};
+            for (int m0 = 0; m0 < nb && rc == 0; m0 += micro) {
+                int nm = nb - m0 < micro ? nb - m0 : micro;
+                const int *idx = order + s0 + m0;
+                lmp_batch_fill(&b, train, idx, nm, d->pad_id, o->fixed_T, max_T);
+                if ((rc = c->forward(c, b.ids, b.len, b.B, b.T, logits, 1)) != 0) break;
+                memset(dlogits, 0, (size_t)nm * L * sizeof *dlogits);
+                double parts[LMP_FIT_MAX_PARTS] = {0};
+                float l = (float)loss->fn(loss->ctx, logits, b.labels, idx, nm, L, dlogits, parts);
+                /* the step's loss is the mean over its nb examples */
+                float scale = (float)nm / (float)nb;
+                for (int i = 0; i < nm * L; i++) dlogits[i] *= scale;
+                step_loss += l * scale;
+                for (int k = 0; k < np; k++) step_parts[k] += parts[k] * scale;
+                for (int i = 0; i < nm; i++) {
+                    pred[seen + i] = lmp_argmax(logits + (size_t)i * L, L);
+                    gold[seen + i] = b.labels[i];
+                }
+                seen += nm;
+                if ((rc = c->backward(c, dlogits)) != 0) break;
+            }
+            if (rc != 0) break;
+            float norm = lmp_params_clip_grad_norm(g, clip);
+            if (!isfinite(step_loss) || !isfinite(norm)) {
+                lmp_log_metric(st, "nonfinite", step, 1);
+                if (!o->skip_nonfinite) {
+                    rc = lmp_error("step %d (epoch %d): %s is %s; stopping (on_nonfinite=skip skips such steps)",
+                                   step, epoch + 1, isfinite(step_loss) ? "the gradient norm" : "the loss",
+                                   isnan(isfinite(step_loss) ? norm : step_loss) ? "NaN" : "infinite");
+                    break;
+                }
+                lmp_warn(st, "step %d: non-finite loss or gradient, step skipped", step);
+                continue;
+            }
+            float lr_t = lr_schedule(o->schedule, step, total_steps, warmup, (float)o->lr, min_lr);
+            if (o->adamw) {
+                lmp_params_adamw_step(g, lr_t, o->beta1, o->beta2, o->eps, o->weight_decay);
+            } else {
+                for (int i = 0; i < g->count; i++) {
+                    lmp_param_tensor *t = &g->t[i];
+                    if (t->grad)
+                        adam_update(t->data, t->grad, t->m, t->v, t->n, lr_t, o->beta1, o->beta2, o->eps,
+                                    o->weight_decay, g->step + 1);
+                }
+                g->step++;
+            }
+            loss_sum += step_loss * nb;
+            for (int k = 0; k < np; k++) part_sum[k] += step_parts[k] * nb;
+            if (step % o->log_every == 0) {
+                lmp_log_metric(st, "loss", step, step_loss);
+                for (int k = 0; k < np; k++) lmp_log_metric(st, loss->part_names[k], step, step_parts[k]);
+                lmp_log_metric(st, "lr", step, lr_t);
+                lmp_log_metric(st, "grad_norm", step, norm);
+            }
+            lmp_progress(st, "steps", step + 1, total_steps);
+            if (lmp_interrupted()) rc = lmp_error("interrupted at step %d", step);
+        }
+        if (rc != 0) break;
+        lmp_cls_metrics tm;
+        lmp_cls_metrics_compute(&tm, gold, pred, seen, L);
+        lmp_log_metric(st, "train_loss", epoch + 1, loss_sum / (seen ? seen : 1));
+        lmp_log_metric(st, "train_acc", epoch + 1, tm.accuracy);
+        lmp_log_metric(st, "train_mcc", epoch + 1, tm.mcc);
+        for (int k = 0; k < np; k++) {
+            char *key = lmp_strfmt("train_%s", loss->part_names[k]);
+            lmp_log_metric(st, key, epoch + 1, part_sum[k] / (seen ? seen : 1));
+            free(key);
+        }
+        if (!dev) {
+            lmp_info(st, "epoch %d: train loss %.4f acc %.4f mcc %.4f", epoch + 1, loss_sum / seen, tm.accuracy, tm.mcc);
+            continue;
+        }
+        eval_result er;
+        if ((rc = evaluate_split(c, d, dev, o->eval_batch, &er)) != 0) break;
+        lmp_log_metric(st, "dev_loss", epoch + 1, er.loss);
+        lmp_log_metric(st, "dev_acc", epoch + 1, er.m.accuracy);
+        lmp_log_metric(st, "dev_mcc", epoch + 1, er.m.mcc);
+        lmp_info(st, "epoch %d: train loss %.4f acc %.4f mcc %.4f | %s loss %.4f acc %.4f mcc %.4f", epoch + 1,
+                 loss_sum / seen, tm.accuracy, tm.mcc, o->eval_split, er.loss, er.m.accuracy, er.m.mcc);
+        double score = strcmp(o->monitor, "dev_loss") == 0 ? -er.loss
+                       : strcmp(o->monitor, "dev_acc") == 0 ? er.m.accuracy
+                                                            : er.m.mcc;
+        if (score > best_score) {
+            best_score = score, best_epoch = epoch + 1, since_best = 0;
+            if (best) snapshot(g, best, 0);
+        } else if (o->early_stopping > 0 && ++since_best >= o->early_stopping) {
+            lmp_info(st, "early stopping after epoch %d: no better %s for %d epochs", epoch + 1, o->monitor,
+                     o->early_stopping);
+            break;
+        }
+    }
+    if (rc == 0 && best && best_epoch > 0) {
+        snapshot(g, best, 1);
+        lmp_info(st, "restored the weights of epoch %d (best %s)", best_epoch, o->monitor);
+    }
+    if (rc == 0 && best_epoch > 0) lmp_log_metric(st, "best_epoch", -1, best_epoch);
+    lmp_batch_free(&b);
+    free(order), free(logits), free(dlogits), free(pred), free(gold), free(best);
+    return rc == 0 ? 0 : -1;
+}

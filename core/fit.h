@@ -1,0 +1,93 @@
+/*
+ * fit.h — the supervised training loop every classifier-training stage
+ * shares (train, kd): batching through core/batch.c, micro-batches, the
+ * loss (cross-entropy, or the stage's own), global-norm clipping, Adam or
+ * AdamW under a warmup + decay schedule, the non-finite policy, an
+ * evaluation on the dev split after every epoch, early stopping and
+ * restoring the best epoch.
+ *
+ * A stage lists LMP_FIT_PARAMS among its parameters, reads them with
+ * lmp_fit_opts_read (which checks them) before it does anything costly, and
+ * calls lmp_fit.  Logged: per step `loss`, `lr`, `grad_norm` and each named
+ * part of the loss; per epoch `train_loss`, `train_acc`, `train_mcc` (running,
+ * in training mode) and `train_<part>`, and `dev_loss` (cross-entropy),
+ * `dev_acc`, `dev_mcc` (a full pass in evaluation mode); `best_epoch`.
+ */
+#ifndef LMP_FIT_H
+#define LMP_FIT_H
+
+#include "classifier.h"
+#include "dataset.h"
+#include "lmpipe.h"
+#include "optim.h"
+
+/* The training parameters, for a stage's lmp_param list. */
+#define LMP_FIT_PARAMS                                                                                          \
+    {"epochs", LMP_INT, "5", 1, 10000, NULL, "passes over the training split"},                                 \
+    {"batch", LMP_INT, "32", 1, 65536, NULL, "examples per optimizer step"},                                    \
+    {"accumulate", LMP_INT, "1", 1, 1024, NULL, "micro-batches per step (batch must divide by it)"},            \
+    {"lr", LMP_FLOAT, "1e-3", 0, 10, NULL, "peak learning rate"},                                               \
+    {"optimizer", LMP_ENUM, "adamw", LMP_UNBOUNDED, "adam|adamw",                                               \
+     "adam: L2 in the gradient (torch Adam); adamw: decoupled decay"},                                          \
+    {"weight_decay", LMP_FLOAT, "0", 0, 10, NULL, "weight decay (not applied to biases and norms with adamw)"}, \
+    {"beta1", LMP_FLOAT, "0.9", 0, 0.999999, NULL, "Adam beta1"},                                               \
+    {"beta2", LMP_FLOAT, "0.999", 0, 0.99999999, NULL, "Adam beta2"},                                           \
+    {"eps", LMP_FLOAT, "1e-8", 0, 1, NULL, "Adam epsilon"},                                                     \
+    {"schedule", LMP_ENUM, "constant", LMP_UNBOUNDED, "constant|cosine|linear",                                 \
+     "learning-rate schedule after warmup"},                                                                    \
+    {"warmup", LMP_FLOAT, "0", 0, 1, NULL, "fraction of all steps spent in linear warmup"},                     \
+    {"min_lr", LMP_FLOAT, "0", 0, 10, NULL, "final learning rate of the cosine/linear schedules"},              \
+    {"clip", LMP_FLOAT, "1.0", 0, 1e6, NULL, "clip the global gradient norm to this (0: off)"},                 \
+    {"padding", LMP_ENUM, "dynamic", LMP_UNBOUNDED, "dynamic|fixed",                                            \
+     "pad each batch to its longest row, or to max_len"},                                                       \
+    {"max_len", LMP_INT, "0", 0, 1 << 20, NULL,                                                                 \
+     "cut rows to this many tokens (0: the classifier's limit); padding=fixed pads to it"},                    \
+    {"shuffle", LMP_BOOL, "true", LMP_UNBOUNDED, NULL, "shuffle the training split every epoch (by the run's seed)"}, \
+    {"eval_split", LMP_STRING, "dev", LMP_UNBOUNDED, NULL, "split evaluated after every epoch ('' to skip)"},   \
+    {"eval_batch", LMP_INT, "128", 1, 65536, NULL, "batch size of the evaluation passes"},                      \
+    {"early_stopping", LMP_INT, "0", 0, 10000, NULL,                                                            \
+     "stop after this many epochs without a better monitor value (0: off)"},                                    \
+    {"monitor", LMP_ENUM, "dev_mcc", LMP_UNBOUNDED, "dev_mcc|dev_acc|dev_loss",                                 \
+     "what early stopping and restore_best watch"},                                                             \
+    {"restore_best", LMP_BOOL, "false", LMP_UNBOUNDED, NULL, "end with the weights of the best epoch by monitor"}, \
+    {"on_nonfinite", LMP_ENUM, "stop", LMP_UNBOUNDED, "stop|skip",                                              \
+     "a NaN/Inf loss or gradient: fail the stage, or skip that step"},                                          \
+    {"log_every", LMP_INT, "1", 1, 1000000, NULL, "log the step loss every this many steps"}
+
+typedef struct {
+    int epochs, batch, accumulate, eval_batch;
+    int fixed_T;  /* padding=fixed: pad to this; 0: dynamic */
+    int max_len;  /* the max_len parameter (0: the classifier's limit) */
+    int adamw;
+    double lr, weight_decay, beta1, beta2, eps, warmup, min_lr, clip;
+    lmp_lr_kind schedule;
+    int shuffle, early_stopping, restore_best, skip_nonfinite, log_every;
+    const char *eval_split, *monitor;
+} lmp_fit_opts;
+
+/* Read and check LMP_FIT_PARAMS (batch a multiple of accumulate, max_len
+ * for padding=fixed, an eval_split for early stopping / restore_best). */
+int lmp_fit_opts_read(lmp_stage *st, lmp_fit_opts *o);
+
+/* A training loss.  For the n rows of a micro-batch — logits[n, L], gold
+ * labels[n], and their indices idx[n] into the training split (to look up
+ * per-example targets) — fn adds d(mean loss over the n rows)/d(logits) to
+ * dlogits[n, L] (zeroed by the caller), stores the mean of each of its
+ * nparts parts in parts[], and returns the mean loss; NAN with lmp_error()
+ * set on failure. */
+typedef struct {
+    double (*fn)(void *ctx, const float *logits, const int *labels, const int *idx, int n, int L, float *dlogits,
+                 double *parts);
+    void *ctx;
+    int nparts;                      /* at most LMP_FIT_MAX_PARTS */
+    const char *const *part_names;   /* metric names of the parts, e.g. "ce_loss" */
+} lmp_fit_loss;
+#define LMP_FIT_MAX_PARTS 4
+
+/* Train c on d's 'train' split (loss NULL: mean cross-entropy), evaluating
+ * on o->eval_split after every epoch.  The dataset must suit c
+ * (lmp_classifier_check_data).  On an error the classifier holds the
+ * weights of the last step taken. */
+int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset *d, const lmp_fit_loss *loss);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * clfio.c — the "classifier-io" plugin: classifiers to and from folders,
+ * so a teacher trained once (e.g. GPT-2 + LoRA on CoLA) can be saved and
+ * distilled from in later runs without training it again.
+ *
+ *   save-classifier  path=DIR   writes the wired classifier (its kind's
+ *                               format: classifier.json + tensors)
+ *   load-classifier  path=DIR   reads one back (any registered kind)
+ *
+ * A loaded classifier's digest, which identifies it for the stage cache and
+ * for kd's cache of teacher logits, is the hash of the folder's files
+ * (names and contents), so re-saving a different model in the same place
+ * is noticed.  (A GPT-2 classifier saved over an unchanged base checkpoint
+ * records the base's path and size in classifier.json, not its bytes.)
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "classifier.h"
+#include "lmpipe.h"
+#include "util.h"
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Hash every regular file below root/rel: "relative name\0sha256\n", in name order. */
+static int hash_dir(const char *root, const char *rel, lmp_sha256 *h)
+{
+    char *path = rel ? lmp_strfmt("%s/%s", root, rel) : strdupCheck(root);
+    DIR *dir = opendir(path);
+    if (!dir) {
+        lmp_error("%s: cannot read the folder", path);
+        free(path);
+        return -1;
+    }
+    char **names = NULL;
+    int n = 0, cap = 0, rc = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (n == cap) names = reallocCheck(names, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *names);
+        names[n++] = strdupCheck(e->d_name);
+    }
+    closedir(dir);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    for (int i = 0; i < n && rc == 0; i++) {
+        char *sub = rel ? lmp_strfmt("%s/%s", rel, names[i]) : strdupCheck(names[i]);
+        char *full = lmp_strfmt("%s/%s", root, sub);
+        struct stat sb;
+        if (stat(full, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            rc = hash_dir(root, sub, h);
+        } else if (stat(full, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            char hex[65];
+            int64_t bytes;
+            if ((rc = lmp_sha256_file(full, hex, &bytes)) == 0) {
+                lmp_sha256_update(h, sub, strlen(sub) + 1);
+                lmp_sha256_update(h, hex, 64);
+            }
+        }
+        free(sub), free(full);
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names), free(path);
+    return rc;
+}
+
+static const lmp_param load_params[] = {
+    {"path", LMP_PATH, NULL, LMP_UNBOUNDED, NULL, "a folder written by save-classifier (or a classifier's save)"},
+    LMP_PARAM_END,
+};
+static const lmp_port load_out[] = {{"model", "classifier", 0, "the classifier"}, LMP_PORT_END};
+
+static int load_run(lmp_stage *st)
+{
+    const char *path = lmp_param_str(st, "path");
+    lmp_sha256 h;
+    lmp_sha256_init(&h);
+    lmp_sha256_update(&h, "lmpipe-classifier-folder-v1\n", 28);
+    if (hash_dir(path, NULL, &h) != 0) return -1;
+    char digest[65];
+    lmp_sha256_final(&h, digest);
+    lmp_classifier *c;
+    if (lmp_classifier_load(path, &c) != 0) return -1;
+    lmp_info(st, "%s classifier with %d labels from %s (%.12s)", c->kind, c->num_labels, path, digest);
+    lmp_log_param(st, "folder_digest", digest);
+    if (lmp_output(st, "model", c) != 0) return -1;
+    return lmp_output_digest(st, "model", digest);
+}
+
+static const lmp_param save_params[] = {
+    {"path", LMP_PATH, NULL, LMP_UNBOUNDED, NULL, "folder to write (created; files in it are replaced)"},
+    LMP_PARAM_END,
+};
+static const lmp_port save_in[] = {{"model", "classifier", 0, "the classifier to save"}, LMP_PORT_END};
+
+static int save_run(lmp_stage *st)
+{
+    const char *path = lmp_param_str(st, "path");
+    lmp_classifier *c = lmp_input(st, "model");
+    if (lmp_type_classifier.save(c, path) != 0) return -1;
+    char *info = lmp_strfmt("%s/classifier.json", path);
+    int rc = lmp_log_artifact(st, "classifier.json", info);
+    free(info);
+    lmp_info(st, "saved the %s classifier to %s", c->kind, path);
+    return rc;
+}
+
+static const lmp_stage_def stages[] = {
+    {.name = "load-classifier", .description = "a saved classifier (any kind) from its folder",
+     .params = load_params, .produces = load_out, .run = load_run},
+    {.name = "save-classifier", .description = "write a classifier to a folder that load-classifier reads",
+     .params = save_params, .consumes = save_in, .run = save_run},
+    {0},
+};
+
+LMP_PLUGIN_DEFINE("classifier-io", PACKAGE_VERSION, "save and load classifiers", stages);
