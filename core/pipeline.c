@@ -19,12 +19,13 @@
 /* Bounds that keep a hostile or broken file from taking all memory or time:
  * a line's text after ${} expansion (`set A=${A}${A}` doubles per line), the
  * nesting of ${A:-${B:-...}} (recursion), every file read through includes
- * (a file may include the same big file many times), and the stage count
- * (checks are quadratic in it). */
+ * (a file may include the same big file many times), and the numbers of
+ * stages and of settings per stage (checks are quadratic in them). */
 #define MAX_LINE_BYTES (1u << 20)
 #define MAX_VAR_NESTING 32
 #define MAX_TOTAL_BYTES (16u << 20)
 #define MAX_STAGES 10000
+#define MAX_STAGE_SETTINGS 1000 /* key=value and @port=stage on one stage (duplicates are checked pairwise) */
 
 /* ---------------------------------------------------------------- variables */
 
@@ -374,6 +375,11 @@ static int parse_line(parser *ps, loc at, const char *line)
         st->type = strdupCheck(tok[1]);
         st->file = at.file;
         st->line = at.line;
+        if (n - 2 > MAX_STAGE_SETTINGS) {
+            rc = lmp_error("%s:%d: stage '%s': more than %d parameters and ports", at.file, at.line, st->name,
+                           MAX_STAGE_SETTINGS);
+            goto done;
+        }
         for (int i = 2; i < n; i++) {
             char *eq = strchr(tok[i], '=');
             int wire = tok[i][0] == '@';
