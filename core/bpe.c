@@ -25,6 +25,9 @@
 #define EOT_TEXT "<|endoftext|>"
 #define CACHE_MAX_KEY 64 /* longer words are rare and not worth keeping */
 #define CACHE_DEFAULT 65536
+/* GPT-2's files are 1 MB and 0.5 MB; the merge table's size is a uint32_t. */
+#define MAX_VOCAB_BYTES (1u << 30)
+#define MAX_MERGES_BYTES (1u << 30)
 
 /* ------------------------------------------------------ byte-level alphabet */
 
@@ -337,7 +340,11 @@ static int load_merges(lmp_bpe *t, const char *path, const char *vocab_path, jso
 {
     char *data;
     size_t len;
-    if (lmp_read_file(path, 0, &data, &len) != 0) return -1;
+    if (lmp_read_file(path, MAX_MERGES_BYTES, &data, &len) != 0) return -1;
+    if (len == 0) { /* a truncated download: every writer starts with "#version" */
+        free(data);
+        return lmp_error("%s: empty file (expected a \"#version\" line and merges)", path);
+    }
     size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += data[i] == '\n';
     uint32_t cap = 16;
@@ -436,7 +443,11 @@ int lmp_bpe_load(const char *vocab_json, const char *merges_txt, lmp_bpe **out)
     *out = NULL;
     char *data;
     size_t len;
-    if (lmp_read_file(vocab_json, 0, &data, &len) != 0) return -1;
+    if (lmp_read_file(vocab_json, MAX_VOCAB_BYTES, &data, &len) != 0) return -1;
+    if (len == 0) {
+        free(data);
+        return lmp_error("%s: empty file (expected a JSON object mapping tokens to ids)", vocab_json);
+    }
     json_error_t jerr;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     free(data);

@@ -317,8 +317,9 @@ static int load_llmc(const char *path, lmp_gpt2 **out)
     if (!rc) rc = lmp_gpt2_config_check(&c, path);
     if (!rc && (Vp < c.vocab_size || Vp > c.vocab_size + 65536))
         rc = lmp_error("%s: padded vocab size %d does not fit vocab size %d", path, Vp, c.vocab_size);
-    size_t C = (size_t)c.n_embd, L = (size_t)c.n_layer;
-    size_t nparams = lmp_gpt2_num_params(&c) + (size_t)(Vp - c.vocab_size) * C;
+    size_t C = (size_t)c.n_embd, L = (size_t)c.n_layer, nparams = 0;
+    /* only a checked header gives sizes (Vp - V of unchecked ints can overflow) */
+    if (!rc) nparams = lmp_gpt2_num_params(&c) + (size_t)(Vp - c.vocab_size) * C;
     if (!rc && size != LLMC_HEADER_INTS * 4 + nparams * 4)
         rc = lmp_error("%s: file is %zu bytes, expected %zu for its header (L=%d, C=%d, V=%d, Vp=%d, maxT=%d)",
                        path, size, LLMC_HEADER_INTS * 4 + nparams * 4, c.n_layer, c.n_embd,

@@ -507,13 +507,25 @@ static void peft_config_free(peft_config *pc)
 
 /* PEFT's check_target_module_exists: fullmatch for a regex, else the name
  * itself or a dot-suffix of it is in the list. */
-static int peft_targets(const peft_config *pc, const char *module)
+static int peft_targets(const peft_config *pc, const char *module, const char *path)
 {
     if (pc->is_regex) {
+        /* A pathological regex ("(.*)*x") must fail fast, not backtrack for minutes. */
         pcre2_match_data *md = pcre2_match_data_create_from_pattern(pc->re, NULL);
-        int r = pcre2_match(pc->re, (PCRE2_SPTR)module, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL);
+        pcre2_match_context *mc = pcre2_match_context_create(NULL);
+        if (!md || !mc) {
+            fprintf(stderr, "lmpipe: out of memory at %s:%d\n", __FILE__, __LINE__);
+            exit(1);
+        }
+        pcre2_set_match_limit(mc, 100000);
+        pcre2_set_depth_limit(mc, 10000);
+        int r = pcre2_match(pc->re, (PCRE2_SPTR)module, PCRE2_ZERO_TERMINATED, 0, 0, md, mc);
+        pcre2_match_context_free(mc);
         pcre2_match_data_free(md);
-        return r >= 0;
+        if (r >= 0 || r == PCRE2_ERROR_NOMATCH) return r >= 0;
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(r, msg, sizeof msg);
+        return lmp_error("%s: target_modules regex on \"%s\": %s", path, module, (char *)msg);
     }
     char *list = strdupCheck(pc->targets_text), *save = NULL;
     int hit = 0;
@@ -591,7 +603,9 @@ int lmp_lora_load(lmp_adapter_host *h, const char *dir, const char *const *extra
     for (int i = 0; i < n && !bad; i++) {
         lmp_linear *l = &h->linears[i];
         char *mod = module_name(h, l);
-        if (peft_targets(&pc, mod)) {
+        int t = peft_targets(&pc, mod, cfgp);
+        if (t < 0) bad = 1;
+        if (t > 0) {
             sel[i] = 1, hits++;
             char *ka = lmp_strfmt(KEY_PREFIX "%s.lora_A.weight", mod);
             char *kb = lmp_strfmt(KEY_PREFIX "%s.lora_B.weight", mod);

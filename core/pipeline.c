@@ -9,12 +9,23 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pipeline.h"
 #include "util.h"
 
 #define MAX_PIPELINE_BYTES (1u << 20)
 #define MAX_INCLUDE_DEPTH 16
+/* Bounds that keep a hostile or broken file from taking all memory or time:
+ * a line's text after ${} expansion (`set A=${A}${A}` doubles per line), the
+ * nesting of ${A:-${B:-...}} (recursion), every file read through includes
+ * (a file may include the same big file many times), and the numbers of
+ * stages and of settings per stage (checks are quadratic in them). */
+#define MAX_LINE_BYTES (1u << 20)
+#define MAX_VAR_NESTING 32
+#define MAX_TOTAL_BYTES (16u << 20)
+#define MAX_STAGES 10000
+#define MAX_STAGE_SETTINGS 1000 /* key=value and @port=stage on one stage (duplicates are checked pairwise) */
 
 /* ---------------------------------------------------------------- variables */
 
@@ -55,6 +66,10 @@ typedef struct {
     lmp_vars sets;           /* `set` lines read so far */
     char *stack[MAX_INCLUDE_DEPTH + 1]; /* real paths of the files being read */
     int depth;
+    size_t total_bytes;      /* read so far, includes too */
+    size_t line_bytes;       /* produced by ${} expansions in the current line */
+    size_t expanded_bytes;   /* produced by ${} expansions in all */
+    int var_nesting;         /* ${...:-${...}} depth of the expansion under way */
 } parser;
 
 typedef struct {
@@ -95,7 +110,33 @@ static int expand_until_brace(parser *ps, loc at, const char **pp, lmp_sbuf *out
 }
 
 /* *pp points at "${"; on return it points past the closing brace. */
+static int expand_var_nested(parser *ps, loc at, const char **pp, lmp_sbuf *out);
+
 static int expand_var(parser *ps, loc at, const char **pp, lmp_sbuf *out)
+{
+    if (ps->var_nesting >= MAX_VAR_NESTING)
+        return lmp_error("%s:%d: variable references nested deeper than %d", at.file, at.line, MAX_VAR_NESTING);
+    ps->var_nesting++;
+    int rc = expand_var_nested(ps, at, pp, out);
+    ps->var_nesting--;
+    return rc;
+}
+
+/* Account for n more bytes of expanded text in the current line. */
+static int expansion_budget(parser *ps, loc at, size_t n)
+{
+    ps->line_bytes += n;
+    ps->expanded_bytes += n;
+    if (ps->line_bytes > MAX_LINE_BYTES)
+        return lmp_error("%s:%d: line too long after expanding variables (over %u bytes)", at.file, at.line,
+                         MAX_LINE_BYTES);
+    if (ps->expanded_bytes > MAX_TOTAL_BYTES)
+        return lmp_error("%s:%d: variables expand to more than %u bytes in all", at.file, at.line,
+                         MAX_TOTAL_BYTES);
+    return 0;
+}
+
+static int expand_var_nested(parser *ps, loc at, const char **pp, lmp_sbuf *out)
 {
     const char *s = *pp + 2, *start = s;
     while (is_name_char(*s, s == start)) s++;
@@ -113,6 +154,7 @@ static int expand_var(parser *ps, loc at, const char **pp, lmp_sbuf *out)
             return lmp_error("%s:%d: undefined variable '%s' (define it with set, -D %s=..., the "
                              "environment, or write ${%s:-default})",
                              at.file, at.line, name, name, name);
+        if (expansion_budget(ps, at, strlen(val)) != 0) return -1;
         lmp_sbuf_puts(out, val);
         *pp = s + 1;
         return 0;
@@ -120,6 +162,7 @@ static int expand_var(parser *ps, loc at, const char **pp, lmp_sbuf *out)
     if (s[0] == ':' && s[1] == '-') {
         s += 2;
         if (val && *val) {
+            if (expansion_budget(ps, at, strlen(val)) != 0) return -1;
             lmp_sbuf_puts(out, val);
             lmp_sbuf skip = {0}; /* parse (and check) the default without using it */
             int rc = expand_until_brace(ps, at, &s, &skip);
@@ -225,7 +268,15 @@ static int do_include(parser *ps, loc at, const char *arg)
     }
     for (int i = 0; i < ps->depth; i++)
         if (strcmp(ps->stack[i], real) == 0) {
-            lmp_error("%s:%d: include %s: the file includes itself (include cycle)", at.file, at.line, arg);
+            if (i == ps->depth - 1) {
+                lmp_error("%s:%d: include %s: the file includes itself (include cycle)", at.file, at.line, arg);
+            } else { /* name the whole loop */
+                lmp_sbuf chain = {0};
+                for (int k = i; k < ps->depth; k++) lmp_sbuf_printf(&chain, "%s -> ", ps->stack[k]);
+                lmp_sbuf_puts(&chain, real);
+                lmp_error("%s:%d: include %s: include cycle %s", at.file, at.line, arg, chain.s);
+                lmp_sbuf_free(&chain);
+            }
             free(target);
             return -1;
         }
@@ -234,10 +285,24 @@ static int do_include(parser *ps, loc at, const char *arg)
         free(target);
         return -1;
     }
+    struct stat sb;
+    if (stat(real, &sb) != 0 || !S_ISREG(sb.st_mode)) { /* a FIFO or device would block or never end */
+        lmp_error("%s:%d: include %s: not a regular file", at.file, at.line, arg);
+        free(target);
+        return -1;
+    }
     char *data;
     size_t n;
     if (lmp_read_file(target, MAX_PIPELINE_BYTES, &data, &n) != 0) {
         lmp_error("%s:%d: include: %s", at.file, at.line, lmp_errmsg());
+        free(target);
+        return -1;
+    }
+    ps->total_bytes += n;
+    if (ps->total_bytes > MAX_TOTAL_BYTES) {
+        lmp_error("%s:%d: include %s: the pipeline and its includes exceed %u bytes", at.file, at.line, arg,
+                  MAX_TOTAL_BYTES);
+        free(data);
         free(target);
         return -1;
     }
@@ -257,6 +322,7 @@ static int parse_line(parser *ps, loc at, const char *line)
 {
     char **tok;
     int n;
+    ps->line_bytes = 0;
     if (tokenize(ps, at, line, &tok, &n) != 0) return -1;
     int rc = 0;
     lmp_pipeline *p = ps->p;
@@ -292,6 +358,10 @@ static int parse_line(parser *ps, loc at, const char *line)
                            at.file, at.line, tok[0]);
             goto done;
         }
+        if (p->nstages >= MAX_STAGES) {
+            rc = lmp_error("%s:%d: more than %d stages", at.file, at.line, MAX_STAGES);
+            goto done;
+        }
         lmp_pstage *prev = find_stage(p, tok[0]);
         if (prev) {
             rc = lmp_error("%s:%d: stage name '%s' is already used at %s:%d", at.file, at.line, tok[0],
@@ -305,6 +375,11 @@ static int parse_line(parser *ps, loc at, const char *line)
         st->type = strdupCheck(tok[1]);
         st->file = at.file;
         st->line = at.line;
+        if (n - 2 > MAX_STAGE_SETTINGS) {
+            rc = lmp_error("%s:%d: stage '%s': more than %d parameters and ports", at.file, at.line, st->name,
+                           MAX_STAGE_SETTINGS);
+            goto done;
+        }
         for (int i = 2; i < n; i++) {
             char *eq = strchr(tok[i], '=');
             int wire = tok[i][0] == '@';
@@ -381,6 +456,7 @@ static int parse_common(const char *name, const char *text, size_t len, const lm
     parser ps = {0};
     ps.p = p;
     ps.defines = defines;
+    ps.total_bytes = len;
     p->files = reallocCheck(p->files, (size_t)(p->nfiles + 1) * sizeof *p->files);
     p->files[p->nfiles++] = strdupCheck(name);
     p->text = strdupCheck(text);
@@ -399,9 +475,12 @@ int lmp_pipeline_parse_string(const char *name, const char *text, const lmp_vars
                               lmp_pipeline **out)
 {
     *out = NULL;
+    size_t len = strlen(text);
+    if (len > MAX_PIPELINE_BYTES)
+        return lmp_error("%s: pipeline too large (%zu bytes, limit %u)", name, len, MAX_PIPELINE_BYTES);
     lmp_pipeline *p = callocCheck(1, sizeof *p);
     p->path = strdupCheck(name);
-    return parse_common(name, text, strlen(text), defines, p, out);
+    return parse_common(name, text, len, defines, p, out);
 }
 
 int lmp_pipeline_parse_file(const char *path, const lmp_vars *defines, lmp_pipeline **out)

@@ -198,6 +198,14 @@ static int load_dir(const char *dir, int must_exist)
 
 static void append_path(const char *dir)
 {
+    /* each directory once: the message listing them stays readable */
+    size_t n = strlen(dir);
+    for (const char *p = search_path; p && *p;) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        if (len == n && strncmp(p, dir, n) == 0) return;
+        p = colon ? colon + 1 : NULL;
+    }
     char *old = search_path;
     search_path = old ? lmp_strfmt("%s:%s", old, dir) : strdupCheck(dir);
     free(old);

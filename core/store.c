@@ -19,6 +19,8 @@
 
 extern const char lmp_schema_sql[]; /* generated from db/schema.sql */
 
+#define BUSY_TIMEOUT_MS 30000
+
 struct lmp_store {
     sqlite3 *db;
     char *path;
@@ -36,15 +38,28 @@ static int db_fail(lmp_store *s, const char *what)
     return lmp_error("%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
+/* SQLite returns SQLITE_BUSY without waiting for the busy timeout where
+ * waiting could deadlock: two processes creating one new database both read
+ * it, then both need its write lock to switch it to WAL.  Such a statement
+ * did nothing, so it is tried again after a short random pause, for as long
+ * as the busy timeout would have waited. */
 static int exec(lmp_store *s, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    double t0 = lmp_now();
+    unsigned seed = (unsigned)getpid();
+    for (;;) {
+        char *msg = NULL;
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+        if (rc == SQLITE_OK) return 0;
+        if ((rc & 0xff) == SQLITE_BUSY && lmp_now() - t0 < BUSY_TIMEOUT_MS / 1000.0) {
+            sqlite3_free(msg);
+            usleep(1000 + rand_r(&seed) % 20000);
+            continue;
+        }
         lmp_error("%s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return -1;
     }
-    return 0;
 }
 
 const char *lmp_store_default_path(const char *cli_value)
@@ -114,7 +129,7 @@ static int open_db(const char *path, int flags, lmp_store **out)
         return -1;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, 30000);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     *out = s;
     return 0;
 }
@@ -270,6 +285,37 @@ int lmp_store_artifact(lmp_store *s, int64_t run_id, const char *stage, const ch
                     "itttti", run_id, stage, name, path, sha256, bytes);
 }
 
+/* A run killed after an artifact file was replaced (atomically: the file is
+ * always one complete version) but before the new version was recorded leaves
+ * a row with the previous version's digest.  Record what is on disk. */
+static void reconcile_artifacts(lmp_store *s, int64_t run_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT stage, name, path, sha256 FROM artifacts WHERE run_id = ?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(st, 1, run_id);
+    char **rows = NULL; /* stage, name, sha256 and size of each row that is out of date */
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *path = (const char *)sqlite3_column_text(st, 2), *had = (const char *)sqlite3_column_text(st, 3);
+        char hex[65];
+        int64_t bytes;
+        if (!path || !had || lmp_sha256_file(path, hex, &bytes) != 0 || strcmp(hex, had) == 0) continue;
+        rows = reallocCheck(rows, (size_t)(n + 4) * sizeof *rows);
+        rows[n++] = strdupCheck((const char *)sqlite3_column_text(st, 0));
+        rows[n++] = strdupCheck((const char *)sqlite3_column_text(st, 1));
+        rows[n++] = strdupCheck(hex);
+        rows[n++] = lmp_strfmt("%lld", (long long)bytes);
+    }
+    sqlite3_finalize(st);
+    for (int i = 0; i < n; i += 4)
+        run_stmt(s, "UPDATE artifacts SET sha256 = ?, bytes = ? WHERE run_id = ? AND stage = ? AND name = ?", "tiitt",
+                 rows[i + 2], (int64_t)strtoll(rows[i + 3], NULL, 10), run_id, rows[i], rows[i + 1]);
+    for (int i = 0; i < n; i++) free(rows[i]);
+    free(rows);
+}
+
 int lmp_store_reap_dead_runs(lmp_store *s)
 {
     char host[256] = "unknown";
@@ -293,6 +339,7 @@ int lmp_store_reap_dead_runs(lmp_store *s)
                  "i", dead[i]);
         run_stmt(s, "UPDATE stages SET status = 'interrupted' WHERE run_id = ? AND status = 'running'",
                  "i", dead[i]);
+        reconcile_artifacts(s, dead[i]);
     }
     return ndead;
 }

@@ -511,12 +511,17 @@ int lmp_edit_distance(const char *a, const char *b)
 
 int lmp_is_close(const char *typed, const char *candidate, int *distance)
 {
-    int d = lmp_edit_distance(typed, candidate);
     size_t lt = strlen(typed), lc = strlen(candidate);
+    int limit = lt <= 3 ? 1 : lt <= 6 ? 2 : 3, d;
     if (lt > 2 && lc > 2 && (strncmp(typed, candidate, lt) == 0 || strncmp(typed, candidate, lc) == 0))
-        d = d < 1 ? d : 1;
+        d = lt != lc; /* one is a prefix of the other */
+    else if (lt > lc + (size_t)limit || lc > lt + (size_t)limit)
+        /* the distance is at least the difference in length: no need to
+         * compute it (for a name a megabyte long that takes seconds) */
+        d = limit + 1;
+    else
+        d = lmp_edit_distance(typed, candidate);
     if (distance) *distance = d;
-    int limit = lt <= 3 ? 1 : lt <= 6 ? 2 : 3;
     return d <= limit;
 }
 

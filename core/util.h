@@ -84,7 +84,9 @@ double lmp_now(void);
 /* Edit distance, for "did you mean" suggestions. */
 int lmp_edit_distance(const char *a, const char *b);
 /* Whether `candidate` is close enough to `typed` to suggest it ("did you mean"):
- * edit distance within 1-3 depending on length, or one is a prefix of the other. */
+ * edit distance within 1-3 depending on length, or one is a prefix of the other.
+ * *distance is the distance used (for a candidate that is not close it may
+ * only be a number above the limit). */
 int lmp_is_close(const char *typed, const char *candidate, int *distance);
 
 /* A small, fast, seedable RNG (xoshiro256**) whose full state can be saved. */

@@ -242,7 +242,7 @@ START_TEST(load_errors_vocab)
                "%s/%s:1: invalid JSON at column 12: ':' expected near end of file", tmp, V);
     ASSERT_MSG(load_msg("{\n  \"a\": 0,\n  \"b\": ,\n}\n", ""),
                "%s/%s:3: invalid JSON at column 8: unexpected token near ','", tmp, V);
-    ASSERT_MSG(load_msg("", ""), "%s/%s:1: invalid JSON at column 0: '[' or '{' expected near end of file", tmp, V);
+    ASSERT_MSG(load_msg("", ""), "%s/%s: empty file (expected a JSON object mapping tokens to ids)", tmp, V);
     ASSERT_MSG(load_msg("[0, 1]", ""), "%s/%s: expected a JSON object mapping tokens to ids", tmp, V);
     ASSERT_MSG(load_msg("{}", ""), "%s/%s: no tokens", tmp, V);
     ASSERT_MSG(load_msg("{\"a\": 0,\n \"a\": 1}", ""),

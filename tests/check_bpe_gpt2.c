@@ -267,6 +267,7 @@ int main(void)
     for (int i = 0; i < 3; i++)
         if (access(need[i], R_OK) != 0) {
             printf("check_bpe_gpt2: %s not found (set LMPIPE_DATA_DIR): skipped\n", need[i]);
+            for (int k = 0; k < 3; k++) free(need[k]);
             return 77;
         }
     setenv("LMPIPE_DATA_DIR", data_dir, 1);
