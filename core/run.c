@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -213,7 +214,7 @@ int lmp_log_artifact(lmp_stage *st, const char *name, const char *path)
 {
     char hex[65];
     int64_t bytes;
-    if (lmp_sha256_file(path, hex, &bytes) != 0) return -1;
+    if (lmp_sha256_path(path, hex, &bytes) != 0) return -1;
     return lmp_store_artifact(st->run->store, st->run->run_id, st->ps->name, name, path, hex, bytes);
 }
 
@@ -310,19 +311,68 @@ char *lmp_data_home(const char *db_path)
     return home;
 }
 
+/* What a path parameter names, for the stage key: a file up to 64 MiB by
+ * content; a larger file, or each entry of a folder, by size and
+ * modification time (hashing a 6 GB checkpoint at every run would cost more
+ * than the cache saves).  A path that does not exist adds nothing. */
+static void path_fingerprint(lmp_sha256 *h, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return;
+    if (S_ISREG(st.st_mode) && st.st_size <= (64 << 20)) {
+        char hex[65];
+        if (lmp_sha256_file(path, hex, NULL) == 0) lmp_sha256_update(h, hex, 64);
+        return;
+    }
+    char buf[128];
+    int n = snprintf(buf, sizeof buf, "%lld:%lld.%09ld", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                     st.st_mtim.tv_nsec);
+    lmp_sha256_update(h, buf, (size_t)n);
+    if (!S_ISDIR(st.st_mode)) return;
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *e;
+    /* order-independent: xor of per-entry hashes */
+    unsigned char acc[32] = {0};
+    while ((e = readdir(d))) {
+        char *full = lmp_strfmt("%s/%s", path, e->d_name);
+        struct stat es;
+        if (e->d_name[0] != '.' && stat(full, &es) == 0) {
+            char line[512], hex[65];
+            int k = snprintf(line, sizeof line, "%s:%lld:%lld.%09ld", e->d_name, (long long)es.st_size,
+                             (long long)es.st_mtim.tv_sec, es.st_mtim.tv_nsec);
+            lmp_sha256 eh;
+            lmp_sha256_init(&eh);
+            lmp_sha256_update(&eh, line, (size_t)k);
+            lmp_sha256_final(&eh, hex);
+            for (int i = 0; i < 32; i++) {
+                unsigned int byte;
+                sscanf(hex + 2 * i, "%2x", &byte);
+                acc[i] ^= (unsigned char)byte;
+            }
+        }
+        free(full);
+    }
+    closedir(d);
+    lmp_sha256_update(h, acc, sizeof acc);
+}
+
 /* The stage's key: what it is, how it is set, what it reads. */
 static void stage_key(lmp_stage *st)
 {
     lmp_sha256 h;
     lmp_sha256_init(&h);
     const lmp_stage_entry *e = st->ps->entry;
-    char *head = lmp_strfmt("lmpipe-stage-v1\n%s\n%s\n%s\n", e->plugin->name, e->plugin->version, e->def->name);
+    char *head = lmp_strfmt("lmpipe-stage-v2\n%s\n%s\n%s\n", e->plugin->name, e->plugin->version, e->def->name);
     lmp_sha256_update(&h, head, strlen(head));
     free(head);
     for (int i = 0; i < st->ps->nvalues; i++) {
         lmp_param_value *v = &st->ps->values[i];
         lmp_sha256_update(&h, v->spec->key, strlen(v->spec->key) + 1);
         lmp_sha256_update(&h, v->text, strlen(v->text) + 1);
+        /* a path parameter naming a file or folder: its content counts, so
+         * an edited corpus or checkpoint is not served from the cache */
+        if (v->spec->type == LMP_PATH) path_fingerprint(&h, v->text);
     }
     for (int i = 0; st->def->consumes && st->def->consumes[i].name; i++) {
         lmp_value *v = input_value(st, st->def->consumes[i].name);
@@ -357,14 +407,22 @@ static int cache_load(lmp_stage *st)
         const lmp_port *port = &st->def->produces[i];
         const lmp_type *t = lmp_type_find(port->type);
         char *path = lmp_strfmt("%s/%s", dir, port->name);
+        char *dpath = lmp_strfmt("%s.digest", path), *digest = NULL;
+        size_t dlen = 0;
         void *data;
-        if (t->load(path, &data) != 0) {
+        if (lmp_read_file(dpath, 64, &digest, &dlen) != 0 || dlen != 64) {
+            lmp_warn(st, "cache entry %s has no digest, recomputing", dir);
+            hit = 0;
+        } else if (t->load(path, &data) != 0) {
             lmp_warn(st, "cache entry %s unusable, recomputing: %s", path, lmp_errmsg());
             hit = 0;
         } else {
             lmp_output(st, port->name, data);
+            lmp_output_digest(st, port->name, digest); /* as the producing run set it */
             lmp_log_artifact(st, port->name, path);
         }
+        free(digest);
+        free(dpath);
         free(path);
     }
     free(done);
@@ -382,8 +440,10 @@ static int cache_store(lmp_stage *st)
     for (int i = 0; rc == 0 && st->def->produces[i].name; i++) {
         const lmp_port *port = &st->def->produces[i];
         lmp_value *v = output_value(st, port->name);
-        char *path = lmp_strfmt("%s/%s", tmp, port->name);
+        char *path = lmp_strfmt("%s/%s", tmp, port->name), *dpath = lmp_strfmt("%s.digest", path);
         rc = v->type->save(v->data, path);
+        if (rc == 0) rc = lmp_write_file_atomic(dpath, v->digest, 64);
+        free(dpath);
         free(path);
     }
     if (rc == 0) {

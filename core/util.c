@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -409,6 +410,67 @@ int lmp_utf8_valid(const char *str, size_t n, size_t *bad)
     return 1;
 invalid:
     if (bad) *bad = i;
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Feed `rel` (relative name) of every regular file under dir/rel into h. */
+static int sha256_tree(lmp_sha256 *h, const char *root, const char *rel, int64_t *bytes, int depth)
+{
+    if (depth > 32) return lmp_error("%s: folders nested too deep", root);
+    char *dir = *rel ? lmp_strfmt("%s/%s", root, rel) : strdupCheck(root);
+    DIR *d = opendir(dir);
+    if (!d) {
+        lmp_error("%s: %s", dir, strerror(errno));
+        free(dir);
+        return -1;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        names = reallocCheck(names, (n + 1) * sizeof *names);
+        names[n++] = strdupCheck(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_names);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *r = *rel ? lmp_strfmt("%s/%s", rel, names[i]) : strdupCheck(names[i]);
+        char *full = lmp_strfmt("%s/%s", root, r);
+        struct stat st;
+        if (rc == 0 && lstat(full, &st) == 0) {
+            if (S_ISDIR(st.st_mode)) {
+                rc = sha256_tree(h, root, r, bytes, depth + 1);
+            } else if (S_ISREG(st.st_mode)) {
+                char hex[65];
+                int64_t b = 0;
+                rc = lmp_sha256_file(full, hex, &b);
+                lmp_sha256_update(h, r, strlen(r) + 1);
+                lmp_sha256_update(h, hex, 64);
+                *bytes += b;
+            }
+        }
+        free(full), free(r), free(names[i]);
+    }
+    free(names);
+    free(dir);
+    return rc;
+}
+
+int lmp_sha256_path(const char *path, char hex[65], int64_t *bytes)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return lmp_error("%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return lmp_sha256_file(path, hex, bytes);
+    lmp_sha256 h;
+    lmp_sha256_init(&h);
+    int64_t total = 0;
+    if (sha256_tree(&h, path, "", &total, 0) != 0) return -1;
+    lmp_sha256_final(&h, hex);
+    if (bytes) *bytes = total;
     return 0;
 }
 

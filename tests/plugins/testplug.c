@@ -38,7 +38,7 @@ static const lmp_type *const types[] = {&number_type, NULL};
 
 static const lmp_param source_params[] = {
     {"value", LMP_FLOAT, "1.5", -1e6, 1e6, NULL, "the number"},
-    {"count_file", LMP_PATH, "-", LMP_UNBOUNDED, NULL, "append a line here each time the stage really runs"},
+    {"count_file", LMP_STRING, "-", LMP_UNBOUNDED, NULL, "append a line here each time the stage really runs (a log, not an input: not part of the cache key)"},
     {"mode", LMP_ENUM, "plain", LMP_UNBOUNDED, "plain|double|negate", "how to transform value"},
     {"verbose", LMP_BOOL, "false", LMP_UNBOUNDED, NULL, "say more"},
     {"label", LMP_STRING, "x", LMP_UNBOUNDED, NULL, "a label"},
