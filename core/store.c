@@ -301,7 +301,7 @@ static void reconcile_artifacts(lmp_store *s, int64_t run_id)
         const char *path = (const char *)sqlite3_column_text(st, 2), *had = (const char *)sqlite3_column_text(st, 3);
         char hex[65];
         int64_t bytes;
-        if (!path || !had || lmp_sha256_file(path, hex, &bytes) != 0 || strcmp(hex, had) == 0) continue;
+        if (!path || !had || lmp_sha256_path(path, hex, &bytes) != 0 || strcmp(hex, had) == 0) continue;
         rows = reallocCheck(rows, (size_t)(n + 4) * sizeof *rows);
         rows[n++] = strdupCheck((const char *)sqlite3_column_text(st, 0));
         rows[n++] = strdupCheck((const char *)sqlite3_column_text(st, 1));
