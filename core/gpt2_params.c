@@ -69,9 +69,7 @@ int lmp_gpt2_own_params(lmp_gpt2 *m)
         p += t[i].n;
     }
     free(t);
-    /* the linears' weight/bias pointers were redirected through the slots; the
-     * mapping (if any) is still referenced by nothing we write, so keep it
-     * until free for simplicity */
+    /* the mapping, now unreferenced, stays open until lmp_gpt2_free */
     m->storage->all_owned = 1;
     return 0;
 }

@@ -166,6 +166,13 @@ int lmp_output(lmp_stage *st, const char *port, void *value);
 int lmp_output_digest(lmp_stage *st, const char *port, const char *digest);
 const char *lmp_input_digest(lmp_stage *st, const char *port); /* NULL if unwired */
 
+/* Run another pipeline file as a run of its own in the same store (the
+ * default base model's pretraining, say, which the stage cache makes cheap
+ * after the first time) and take the value of `stage`'s output `port`.
+ * Relative paths are looked up beside the current pipeline file, then in
+ * lmpipe's pipelines folder. */
+int lmp_subrun(lmp_stage *st, const char *pipeline, const char *stage, const char *port, void **value);
+
 /* The stage's name in the pipeline, its run's id, and the run's seed. */
 const char *lmp_stage_name(lmp_stage *st);
 int64_t lmp_run_id(lmp_stage *st);

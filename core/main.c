@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
+#include "blasenv.h"
 #include "cli.h"
 #include "cli_tokenize.h"
 #include "gpt2.h"
@@ -58,7 +58,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    lmp_blas_select_kernels(argv);
+    lmp_blas_env_reexec(argv);
     /* Pull the global options out wherever they are, so every command sees the rest. */
     int n = 1;
     for (int i = 1; i < argc; i++) {

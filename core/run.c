@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "progress.h"
 #include "run.h"
 #include "types.h"
@@ -243,6 +244,58 @@ void lmp_warn(lmp_stage *st, const char *fmt, ...)
 void lmp_progress(lmp_stage *st, const char *what, int64_t done, int64_t total)
 {
     lmp_progress_update(&st->progress, st->ps->name, what, done, total);
+}
+
+/* ------------------------------------------------------------ sub-runs */
+
+static char *find_pipeline(lmp_stage *st, const char *name)
+{
+    if (name[0] == '/') return strdupCheck(name);
+    char *dir = strdupCheck(st->ps->file);
+    char *beside = lmp_strfmt("%s/%s", dirname(dir), name);
+    free(dir);
+    if (access(beside, R_OK) == 0) return beside;
+    free(beside);
+    char *rel = lmp_strfmt("pipelines/%s", name);
+    char *p = lmp_running_from_build_tree() ? lmp_strfmt("%s/%s", LMP_SRCDIR, rel) : NULL;
+    if (!p || access(p, R_OK) != 0) {
+        free(p);
+        p = lmp_strfmt("%s/%s", LMP_PKGDATADIR, rel);
+    }
+    free(rel);
+    return p;
+}
+
+int lmp_subrun(lmp_stage *st, const char *pipeline, const char *stage, const char *port, void **value)
+{
+    *value = NULL;
+    char *path = find_pipeline(st, pipeline);
+    lmp_pipeline *p;
+    if (lmp_pipeline_parse_file(path, NULL, &p) != 0) {
+        free(path);
+        return -1;
+    }
+    free(path);
+    if (lmp_pipeline_check(p) != 0) {
+        lmp_pipeline_free(p);
+        return -1;
+    }
+    lmp_run_opts o = *st->run->opts;
+    o.experiment = "subruns";
+    o.take_stage = stage;
+    o.take_port = port;
+    o.taken = value;
+    o.taken_digest = NULL;
+    int64_t id = 0;
+    lmp_info(st, "running %s as a run of its own", p->path);
+    int rc = lmp_run_pipeline(p, st->run->store, &o, &id);
+    lmp_pipeline_free(p);
+    char ids[32];
+    snprintf(ids, sizeof ids, "%lld", (long long)id);
+    lmp_log_param(st, "subrun", ids);
+    if (rc != 0) return lmp_error("sub-run %lld (%s) failed: %s", (long long)id, pipeline, lmp_errmsg());
+    if (!*value) return lmp_error("sub-run %lld (%s) has no output %s.%s", (long long)id, pipeline, stage, port);
+    return 0;
 }
 
 /* ------------------------------------------------------------ executor */
@@ -472,6 +525,12 @@ int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts
         const lmp_port *prod = p->stages[i].entry->def->produces;
         for (int k = 0; prod && prod[k].name; k++) {
             lmp_value *v = &rc.outputs[i][k];
+            if (result == 0 && v->present && opts->taken && strcmp(p->stages[i].name, opts->take_stage) == 0 &&
+                strcmp(prod[k].name, opts->take_port) == 0) {
+                *opts->taken = v->data;
+                if (opts->taken_digest) memcpy(opts->taken_digest, v->digest, 65);
+                v->present = 0;
+            }
             if (v->present && v->type && v->type->free) v->type->free(v->data);
         }
         free(rc.outputs[i]);

@@ -14,6 +14,11 @@ typedef struct {
     const char *experiment; /* default "default" */
     uint64_t seed;
     int no_cache;           /* recompute cacheable stages */
+    /* When set: at the end of a finished run, hand the value of this stage's
+     * output port to *taken instead of freeing it (lmp_subrun). */
+    const char *take_stage, *take_port;
+    void **taken;
+    char *taken_digest;     /* [65], may be NULL */
 } lmp_run_opts;
 
 /* Returns 0 when the run finished, 1 when it failed or was interrupted (the

@@ -1,27 +1,44 @@
 /*
- * tokenizer.h — the "tokenizer" artifact type: a loaded byte-level BPE
- * (core/bpe.h) together with the files it came from and their digest, which
- * datasets and models carry so that ids from one vocabulary are never fed to
- * a model of another.  Saved as a folder holding vocab.json + merges.txt.
+ * tokenizer.h — the "tokenizer" artifact type: a byte-level BPE (bpe.h)
+ * together with the exact bytes of the files it was loaded from, so it can
+ * be saved again unchanged and identified by content.
+ *
+ * Saved as a folder holding vocab.json + merges.txt (the Hugging Face names;
+ * OpenAI's encoder.json + vocab.bpe are the same formats and are accepted by
+ * lmp_tokenizer_load_dir).  digest = hex SHA-256 over "vocab.json\0", its
+ * bytes, "merges.txt\0", its bytes: the same vocabulary gives the same
+ * digest whatever folder it came from (datasets record it as
+ * tokenizer_digest).
+ *
+ * A tokenizer is shared, not copied, by the artifacts built on it (a
+ * language model keeps the one it was trained with): lmp_tokenizer_ref
+ * takes a reference, the type's free drops one.  Not thread-safe (nor is
+ * lmp_bpe).
  */
 #ifndef LMP_TOKENIZER_H
 #define LMP_TOKENIZER_H
+
+#include <stddef.h>
 
 #include "bpe.h"
 #include "lmpipe.h"
 
 typedef struct {
     lmp_bpe *bpe;
-    char *vocab_path, *merges_path; /* the files it was loaded from */
-    char digest[65];                /* sha256 over both files' bytes */
+    char *vocab_json, *merges_txt; /* the files' bytes, NUL-terminated */
+    size_t vocab_len, merges_len;
+    char digest[65];
+    int refs;
 } lmp_tokenizer;
 
-extern const lmp_type lmp_type_tokenizer;
+extern const lmp_type lmp_type_tokenizer; /* "tokenizer", value lmp_tokenizer * */
 
-/* Load from a folder with vocab.json + merges.txt or encoder.json + vocab.bpe. */
-int lmp_tokenizer_load(const char *dir, lmp_tokenizer **out);
-/* Write vocab.json + merges.txt into `dir` (created), atomically each. */
-int lmp_tokenizer_save(const lmp_tokenizer *t, const char *dir);
-void lmp_tokenizer_free(lmp_tokenizer *t);
+/* Load from a folder: vocab.json + merges.txt, else encoder.json + vocab.bpe.
+ * Errors name the folder or the file (see lmp_bpe_load). */
+int lmp_tokenizer_load_dir(const char *dir, lmp_tokenizer **out);
+/* Write dir/vocab.json and dir/merges.txt (atomically each; creates dir). */
+int lmp_tokenizer_save_dir(const lmp_tokenizer *t, const char *dir);
+lmp_tokenizer *lmp_tokenizer_ref(lmp_tokenizer *t);
+void lmp_tokenizer_free(void *t); /* drops a reference */
 
 #endif

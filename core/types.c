@@ -10,6 +10,7 @@
 
 #include "classifier.h"
 #include "dataset.h"
+#include "lm.h"
 #include "tokenizer.h"
 #include "types.h"
 #include "util.h"
@@ -63,7 +64,7 @@ static int text_load(const char *path, void **v)
 const lmp_type lmp_type_text = {"text", "a UTF-8 string", text_free, text_save, text_load};
 
 static const lmp_type *const builtin[] = {&lmp_type_text, &lmp_type_tokenizer, &lmp_type_dataset,
-                                          &lmp_type_classifier, NULL};
+                                          &lmp_type_classifier, &lmp_type_lm, NULL};
 
 static int done;
 

@@ -488,6 +488,21 @@ START_TEST(run_flow_cache_failure)
     ck_assert_int_eq(run_text(s, "a source value=5\nb bump\nc sink @in=a\n", 0, &run), 1);
     ck_assert_str_eq(lmp_errmsg(), "stage 'c' needs input 'in' from stage 'a', but stage 'b' took it over; wire 'in' to 'b' instead");
 
+    /* a sub-run: another pipeline recorded as a run of its own, its output taken */
+    char *sub = lmp_strfmt("%s/sub.pipe", tmpdir);
+    ck_assert_int_eq(lmp_write_file_atomic(sub, "a source value=7\n", 17), 0);
+    text = lmp_strfmt("f fetch pipeline=%s\nb sink\n", sub);
+    ck_assert_int_eq(run_text(s, text, 0, &run), 0);
+    ck_assert(metric(s, run, "b", "seen") == 7.0);
+    q = lmp_strfmt("SELECT count(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+                   " WHERE e.name = 'subruns' AND r.status = 'finished' AND r.id = %lld + 1", (long long)run);
+    ck_assert_int_eq(scalar(s, q), 1);
+    free(q), free(text);
+    text = lmp_strfmt("f fetch pipeline=%s/missing.pipe\nb sink\n", tmpdir);
+    ck_assert_int_eq(run_text(s, text, 0, &run), 1);
+    ck_assert_ptr_nonnull(strstr(lmp_errmsg(), "missing.pipe: No such file or directory"));
+    free(text), free(sub);
+
     /* a stage that does not produce what it declared */
     ck_assert_int_eq(run_text(s, "x forgetful\nb sink\n", 0, &run), 1);
     ck_assert_str_eq(lmp_errmsg(), "stage 'x' (forgetful) finished without producing its output 'out'");

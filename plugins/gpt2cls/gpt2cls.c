@@ -15,17 +15,20 @@
 #include <string.h>
 
 #include "gpt2_classifier.h"
+#include "lm.h"
 #include "lmpipe.h"
 #include "tokenizer.h"
 
 static const lmp_param params[] = {
-    {"base", LMP_PATH, NULL, LMP_UNBOUNDED, NULL, "GPT-2 checkpoint: HF folder, .safetensors or llm.c .bin"},
+    {"base", LMP_PATH, "lm", LMP_UNBOUNDED, NULL,
+     "GPT-2 checkpoint: HF folder, .safetensors or llm.c .bin; 'lm': take the wired-in language model"},
     {"num_labels", LMP_INT, "2", 1, 1000000, NULL, "classes of the head"},
     {"head_init_std", LMP_FLOAT, "0.02", 0, 10, NULL, "score.weight ~ N(0, std) (HF initializer_range)"},
     LMP_PARAM_END,
 };
 
 static const lmp_port in[] = {
+    {"lm", "lm", 1, "the base language model (taken over) when base=lm"},
     {"tokenizer", "tokenizer", 1, "the vocabulary the base was trained with (tags the classifier)"},
     LMP_PORT_END,
 };
@@ -35,20 +38,36 @@ static int run(lmp_stage *st)
 {
     const char *base = lmp_param_str(st, "base");
     lmp_gpt2 *m;
-    if (lmp_gpt2_load(base, &m) != 0) return -1;
+    const lmp_tokenizer *tok = lmp_input(st, "tokenizer");
+    char lm_digest[65] = "";
+    if (strcmp(base, "lm") == 0) {
+        lmp_lm *lm = lmp_input_take(st, "lm");
+        if (!lm) return lmp_error("base=lm but no language model is wired in (add a gpt2 stage before, or set base=PATH)");
+        m = lm->model;
+        memcpy(lm_digest, lm->tok->digest, sizeof lm_digest);
+        base = m->source ? m->source : "lm";
+        lm->model = NULL;
+        lmp_lm_free(lm);
+    } else if (lmp_gpt2_load(base, &m) != 0) {
+        return -1;
+    }
     lmp_classifier *c;
     if (lmp_gpt2_classifier_new(m, (int)lmp_param_int(st, "num_labels"), base, &c) != 0) {
         lmp_gpt2_free(m);
         return -1;
     }
     lmp_gpt2_classifier_init_head(c, (float)lmp_param_float(st, "head_init_std"), lmp_seed(st) ^ 0x73636f7265);
-    const lmp_tokenizer *tok = lmp_input(st, "tokenizer");
+    if (tok && lm_digest[0] && strcmp(tok->digest, lm_digest) != 0) {
+        c->destroy(c);
+        return lmp_error("the wired-in tokenizer (%.12s) is not the language model's (%.12s)", tok->digest, lm_digest);
+    }
     if (tok && lmp_bpe_vocab_size(tok->bpe) > m->config.vocab_size) {
         int n = lmp_bpe_vocab_size(tok->bpe), v = m->config.vocab_size;
         c->destroy(c);
         return lmp_error("the tokenizer has %d tokens but %s has a vocabulary of %d", n, base, v);
     }
     if (tok) memcpy(c->tokenizer_digest, tok->digest, sizeof c->tokenizer_digest);
+    else if (lm_digest[0]) memcpy(c->tokenizer_digest, lm_digest, sizeof c->tokenizer_digest);
     const lmp_gpt2_config *k = &m->config;
     lmp_info(st, "GPT-2 %d layers, %d heads, %d dims, context %d, vocabulary %d; head %d labels", k->n_layer,
              k->n_head, k->n_embd, k->n_ctx, k->vocab_size, c->num_labels);

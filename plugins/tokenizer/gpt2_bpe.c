@@ -91,7 +91,7 @@ static int run(lmp_stage *st)
     if (!tok) {
         const char *v = lmp_param_str(st, "vocab");
         char *dir = strcmp(v, "default") == 0 ? lmp_data_path("gpt2") : strdupCheck(v);
-        int rc = lmp_tokenizer_load(dir, &tok);
+        int rc = lmp_tokenizer_load_dir(dir, &tok);
         free(dir);
         if (rc != 0) return -1;
         owned = 1;
@@ -111,19 +111,8 @@ static int run(lmp_stage *st)
         lmp_output(st, "data", d);
         lmp_output_digest(st, "data", d->digest);
     }
-    if (owned) {
-        lmp_output(st, "tokenizer", tok);
-    } else {
-        /* hand on a tokenizer of our own: the wired-in one stays its producer's */
-        lmp_tokenizer *copy;
-        char *dir = strdupCheck(tok->vocab_path);
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        int rc = lmp_tokenizer_load(slash ? dir : ".", &copy);
-        free(dir);
-        if (rc != 0) return -1;
-        lmp_output(st, "tokenizer", copy);
-    }
+    /* hand on a reference of our own: a wired-in tokenizer stays its producer's too */
+    lmp_output(st, "tokenizer", owned ? tok : lmp_tokenizer_ref(tok));
     return lmp_output_digest(st, "tokenizer", tok->digest);
 }
 

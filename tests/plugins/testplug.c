@@ -106,6 +106,17 @@ static int bump_run(lmp_stage *st)
     return lmp_output(st, "out", v);
 }
 
+/* gets its number from another pipeline run as a sub-run */
+static const lmp_param fetch_params[] = {
+    {"pipeline", LMP_PATH, NULL, LMP_UNBOUNDED, NULL, "pipeline file with a stage 'a' producing a number"},
+    LMP_PARAM_END};
+static int fetch_run(lmp_stage *st)
+{
+    void *v;
+    if (lmp_subrun(st, lmp_param_str(st, "pipeline"), "a", "out", &v) != 0) return -1;
+    return lmp_output(st, "out", v);
+}
+
 static const lmp_param noout_params[] = {LMP_PARAM_END};
 static int noout_run(lmp_stage *st) { return 0; }
 
@@ -159,6 +170,8 @@ static const lmp_stage_def stages[] = {
      .run = spin_run},
     {.name = "bump", .description = "adds one to a number it takes over", .params = sink_params,
      .consumes = number_in, .produces = number_out, .run = bump_run},
+    {.name = "fetch", .description = "a number from a sub-run", .params = fetch_params, .produces = number_out,
+     .run = fetch_run},
     {.name = "forgetful", .description = "declares an output but never produces it", .params = noout_params,
      .produces = number_out, .run = noout_run},
     {.name = "trainlog", .description = "logs training curves and final metrics", .params = trainlog_params,
