@@ -5,14 +5,21 @@
  *
  *   rnn  cell=elman|gru|lstm embed=256 hidden=256 layers=1 bidirectional=false
  *        dropout=0 pooling=last|mean|max num_labels=2 [vocab_size=N]
- *        [embed_init=random|init_from|wte_from [wte_from=PATH]]
+ *        [embed_init=random|lm|init_from|wte_from [wte_from=PATH]]
  *
  * The vocabulary size comes from the tokenizer wired in (which also tags
  * the classifier, so data from another vocabulary is refused) or from
- * vocab_size.  The embedding may start from GPT-2's token embedding: that
- * of the GPT-2 classifier wired to init_from (embed_init=init_from), or of a
- * GPT-2 checkpoint (embed_init=wte_from, wte_from=HF folder or .safetensors),
- * projected by a fixed random matrix when its width differs from `embed`.
+ * vocab_size.  The embedding may start from a GPT-2 token embedding (wte):
+ * that of the language model wired to `lm` (embed_init=lm; e.g. a gpt2
+ * stage's), of the GPT-2 classifier wired to init_from (embed_init=init_from),
+ * or of a checkpoint (embed_init=wte_from, wte_from=HF folder, .safetensors
+ * or .bin), projected by a fixed random matrix when its width differs from
+ * `embed`.  The source's vocabulary must be the student's: its tokenizer
+ * digest, when both have one, must match.
+ *
+ * Optional inputs are wired to the latest earlier producer of their type,
+ * and one that a later-wired stage took over (gpt2-classifier takes the lm)
+ * cannot be read: put this stage before such a consumer, or wire it.
  */
 #include "config.h"
 
@@ -22,6 +29,7 @@
 #include "classifier.h"
 #include "gpt2.h"
 #include "gpt2_classifier.h"
+#include "lm.h"
 #include "lmpipe.h"
 #include "rnn.h"
 #include "tokenizer.h"
@@ -36,8 +44,8 @@ static const lmp_param params[] = {
     {"pooling", LMP_ENUM, "last", LMP_UNBOUNDED, "last|mean|max", "sentence vector: last real state, or mean / max over real tokens"},
     {"num_labels", LMP_INT, "2", 1, 32, NULL, "classes of the head"},
     {"vocab_size", LMP_INT, "0", 0, 1 << 24, NULL, "embedding rows (0: the wired tokenizer's vocabulary)"},
-    {"embed_init", LMP_ENUM, "random", LMP_UNBOUNDED, "random|init_from|wte_from",
-     "embedding: N(0,1), the wte of the GPT-2 classifier wired to init_from, or of the checkpoint wte_from"},
+    {"embed_init", LMP_ENUM, "random", LMP_UNBOUNDED, "random|lm|init_from|wte_from",
+     "embedding: N(0,1), or the wte of the wired lm, of the GPT-2 classifier wired to init_from, or of wte_from"},
     {"wte_from", LMP_PATH, "-", LMP_UNBOUNDED, NULL,
      "GPT-2 checkpoint (HF folder, .safetensors, .bin) for embed_init=wte_from ('-': none)"},
     LMP_PARAM_END,
@@ -45,6 +53,7 @@ static const lmp_param params[] = {
 
 static const lmp_port in[] = {
     {"tokenizer", "tokenizer", 1, "the vocabulary of the ids (sets vocab_size, tags the classifier)"},
+    {"lm", "lm", 1, "a language model whose token embedding initialises ours (embed_init=lm)"},
     {"init_from", "classifier", 1, "a GPT-2 classifier whose token embedding initialises ours (embed_init=init_from)"},
     LMP_PORT_END,
 };
@@ -57,6 +66,19 @@ static int init_embedding(lmp_stage *st, lmp_classifier *c)
     uint64_t seed = 0x70726f6a; /* "proj": the same projection for every run */
     if (strcmp(how, "random") == 0) {
         if (strcmp(lmp_param_str(st, "wte_from"), "-") != 0) lmp_warn(st, "wte_from is ignored: embed_init=random");
+        return 0;
+    }
+    if (strcmp(how, "lm") == 0) {
+        const lmp_lm *lm = lmp_input(st, "lm");
+        if (!lm) return lmp_error("embed_init=lm but no language model is wired to lm");
+        if (c->tokenizer_digest[0] && strcmp(lm->tok->digest, c->tokenizer_digest) != 0)
+            return lmp_error("lm: the language model's vocabulary (%.12s) is not the tokenizer's (%.12s)",
+                             lm->tok->digest, c->tokenizer_digest);
+        const lmp_gpt2 *m = lm->model;
+        if (lmp_rnn_classifier_init_embedding(c, m->wte, m->config.vocab_size, m->config.n_embd, seed) != 0)
+            return lmp_error("lm: %s", lmp_errmsg());
+        lmp_info(st, "embedding initialised from the wte [%d, %d] of the language model", m->config.vocab_size,
+                 m->config.n_embd);
         return 0;
     }
     if (strcmp(how, "init_from") == 0) {
