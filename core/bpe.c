@@ -236,22 +236,6 @@ static inline const merge *merge_find(const lmp_bpe *t, int32_t a, int32_t b)
     }
 }
 
-static uint64_t hash_bytes(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 31;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t v = 0;
-    memcpy(&v, p, n);
-    h = (h ^ v) * 0x94D049BB133111EBull;
-    return h ^ (h >> 29);
-}
 
 /* ----------------------------------------------------------------- loading */
 
@@ -688,7 +672,7 @@ static void encode_piece(lmp_bpe *t, const unsigned char *p, size_t n, id_out *o
     int cacheable = t->cache_max && n <= CACHE_MAX_KEY;
     uint64_t h = 0;
     if (cacheable) {
-        h = hash_bytes(p, n);
+        h = lmp_hash_bytes(p, n);
         cache_slot *s = cache_slot_for(t, p, n, h);
         if (s->key_len) {
             out_reserve(o, s->n_ids);

@@ -19,22 +19,6 @@
 
 #define EOT_TEXT "<|endoftext|>"
 
-static uint64_t hash_bytes(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 31;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t v = 0;
-    memcpy(&v, p, n);
-    h = (h ^ v) * 0x94D049BB133111EBull;
-    return h ^ (h >> 29);
-}
 
 /* A set of byte strings with a counter or an id each (open addressing). */
 typedef struct {
@@ -66,7 +50,7 @@ static void str_map_free(str_map *m)
 /* The value slot of key, added with value 0 if absent (created set to 1 then). */
 static int64_t *str_map_get(str_map *m, const unsigned char *p, size_t n, int *created)
 {
-    uint64_t h = hash_bytes(p, n);
+    uint64_t h = lmp_hash_bytes(p, n);
     *created = 0;
     size_t i;
     for (i = h & m->mask; m->slots[i].len; i = (i + 1) & m->mask)

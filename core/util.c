@@ -476,6 +476,24 @@ int lmp_sha256_path(const char *path, char hex[65], int64_t *bytes)
 
 /* ------------------------------------------------------------------- misc */
 
+uint64_t lmp_hash_bytes(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, p, n);
+    h = (h ^ v) * 0x94D049BB133111EBull;
+    return h ^ (h >> 29);
+}
+
 double lmp_now(void)
 {
     struct timespec ts;

@@ -78,6 +78,9 @@ int lmp_sha256_file(const char *path, char hex[65], int64_t *bytes);
  * sorted order, each as its relative name, NUL, its SHA-256 (bytes: the sum). */
 int lmp_sha256_path(const char *path, char hex[65], int64_t *bytes);
 
+/* A fast non-cryptographic hash of bytes (hash tables). */
+uint64_t lmp_hash_bytes(const void *data, size_t n);
+
 /* Wall-clock seconds (monotonic). */
 double lmp_now(void);
 
