@@ -50,7 +50,7 @@ static int gpt2_run(lmp_stage *st)
     const char *path = lmp_param_str(st, "model"), *tokp = lmp_param_str(st, "tokenizer");
     lmp_lm *lm = NULL;
     if (strcmp(path, "default") == 0) {
-        if (lmp_subrun(st, "pretrain-default.pipe", "base", "lm", (void **)&lm) != 0) return -1;
+        if (lmp_subrun(st, "pretrain-default.pipe", "base", "model", (void **)&lm) != 0) return -1;
         if (strcmp(tokp, "auto") != 0) lmp_warn(st, "model=default brings its own tokenizer: tokenizer=%s ignored", tokp);
     } else {
         lmp_gpt2 *m;
