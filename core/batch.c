@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "dist.h"
 #include "util.h"
 
 void lmp_batch_fill(lmp_batch *b, const lmp_split *split, const int *idx, int n, int pad_id, int fixed_T,
@@ -62,17 +63,26 @@ int lmp_classifier_predict(lmp_classifier *c, const lmp_dataset *d, const lmp_sp
                            float *logits)
 {
     if (lmp_classifier_check_data(c, d) != 0) return -1;
+    /* under mpirun each rank predicts its shard of the rows, and a sum
+     * gathers them (the other rows are zero on each rank) */
+    int ranks = lmp_dist_size();
+    long lo, hi;
+    lmp_dist_shard(split->n, &lo, &hi);
+    if (ranks > 1) memset(logits, 0, (size_t)split->n * (size_t)c->num_labels * sizeof *logits);
     lmp_batch b = {0};
     int *idx = mallocCheck((size_t)(batch > 0 ? batch : 1) * sizeof *idx);
     int rc = 0;
-    for (int start = 0; start < split->n && rc == 0; start += batch) {
-        int n = split->n - start < batch ? split->n - start : batch;
+    for (int start = (int)lo; start < hi && rc == 0; start += batch) {
+        int n = hi - start < batch ? (int)hi - start : batch;
         for (int i = 0; i < n; i++) idx[i] = start + i;
         lmp_batch_fill(&b, split, idx, n, d->pad_id, 0, c->max_len);
         rc = c->forward(c, b.ids, b.len, b.B, b.T, logits + (size_t)start * c->num_labels, 0);
-        if (lmp_interrupted()) rc = lmp_error("interrupted");
+        /* one rank leaving early would leave the others in the sum: with
+         * several ranks the stage notices the interruption afterwards */
+        if (ranks == 1 && lmp_interrupted()) rc = lmp_error("interrupted");
     }
     free(idx);
     lmp_batch_free(&b);
+    if (rc == 0) lmp_dist_sum_floats(logits, (size_t)split->n * (size_t)c->num_labels);
     return rc;
 }

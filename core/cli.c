@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "param.h"
 #include "pipeline.h"
 #include "registry.h"
@@ -29,13 +30,13 @@ int lmp_cli_wants_help(int argc, char **argv)
     return 0;
 }
 
-static int fail(const char *cmd, int code)
+int lmp_cli_fail(const char *cmd, int code)
 {
     fprintf(stderr, "lmpipe %s: %s\n", cmd, lmp_errmsg());
     return code;
 }
 
-static int usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg)
+int lmp_cli_usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg)
 {
     fprintf(stderr, "lmpipe %s: ", cmd);
     fprintf(stderr, fmt, arg);
@@ -59,9 +60,9 @@ static int open_existing(const char *cmd, lmp_store **s, int writable)
     const char *path = lmp_store_default_path(lmp_cli_db);
     if (access(path, F_OK) != 0) {
         lmp_error("%s: no such database (run a pipeline first, or pass --db)", path);
-        return fail(cmd, 1);
+        return lmp_cli_fail(cmd, 1);
     }
-    if ((writable ? lmp_store_open(path, s) : lmp_store_open_readonly(path, s)) != 0) return fail(cmd, 1);
+    if ((writable ? lmp_store_open(path, s) : lmp_store_open_readonly(path, s)) != 0) return lmp_cli_fail(cmd, 1);
     if (writable) lmp_store_reap_dead_runs(*s);
     return 0;
 }
@@ -72,12 +73,84 @@ static const char RUN_USAGE[] =
     "lmpipe run FILE [-p STAGE.KEY=VALUE]... [-D VAR=VALUE]... [--experiment NAME] [--seed N]\n"
     "                [--no-cache] [--check]";
 
+void lmp_cli_run_args_free(lmp_cli_run_args *a)
+{
+    lmp_vars_free(&a->defines);
+    free(a->overrides);
+    memset(a, 0, sizeof *a);
+}
+
+int lmp_cli_run_args_parse(int argc, char **argv, const char *cmd, const char *usage, lmp_cli_run_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->opts.experiment = "default";
+    a->opts.seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int has_val = i + 1 < argc;
+        if (strcmp(arg, "-p") == 0 || strcmp(arg, "-D") == 0 || strcmp(arg, "--experiment") == 0 ||
+            strcmp(arg, "--seed") == 0) {
+            if (!has_val) return lmp_cli_usage_error(cmd, usage, "%s needs a value", arg);
+            const char *v = argv[++i];
+            if (arg[1] == 'p') {
+                a->overrides = reallocCheck(a->overrides, (size_t)(a->noverrides + 1) * sizeof *a->overrides);
+                a->overrides[a->noverrides++] = (char *)v;
+            } else if (arg[1] == 'D') {
+                const char *eq = strchr(v, '=');
+                if (!eq || eq == v) return lmp_cli_usage_error(cmd, usage, "-D %s: expected VAR=VALUE", v);
+                char *name = strndup(v, (size_t)(eq - v));
+                lmp_vars_set(&a->defines, name, eq + 1);
+                free(name);
+            } else if (arg[2] == 'e') {
+                a->opts.experiment = v;
+            } else {
+                int64_t seed;
+                if (parse_id(v, &seed) != 0 && strcmp(v, "0") != 0)
+                    return lmp_cli_usage_error(cmd, usage, "--seed %s: expected a non-negative integer", v);
+                a->opts.seed = strcmp(v, "0") == 0 ? 0 : (uint64_t)seed;
+            }
+        } else if (strcmp(arg, "--no-cache") == 0) {
+            a->opts.no_cache = 1;
+        } else if (strcmp(arg, "--check") == 0) {
+            a->check_only = 1;
+        } else if (arg[0] == '-' && arg[1]) {
+            return lmp_cli_usage_error(cmd, usage, "unknown option %s", arg);
+        } else if (a->file) {
+            return lmp_cli_usage_error(cmd, usage, "more than one pipeline file (%s)", arg);
+        } else {
+            a->file = arg;
+        }
+    }
+    if (!a->file) return lmp_cli_usage_error(cmd, usage, "%s", "no pipeline file given");
+    return 0;
+}
+
+int lmp_cli_load_pipeline(const char *cmd, const lmp_cli_run_args *a, char *const *overrides, int noverrides,
+                          lmp_pipeline **out)
+{
+    *out = NULL;
+    lmp_pipeline *p;
+    if (lmp_pipeline_parse_file(a->file, &a->defines, &p) != 0) return lmp_cli_fail(cmd, 2);
+    for (int i = 0; i < noverrides; i++)
+        if (lmp_pipeline_override(p, overrides[i]) != 0) {
+            lmp_pipeline_free(p);
+            return lmp_cli_fail(cmd, 2);
+        }
+    if (lmp_pipeline_check(p) != 0) {
+        lmp_pipeline_free(p);
+        return lmp_cli_fail(cmd, 2);
+    }
+    *out = p;
+    return 0;
+}
+
 int lmp_cli_run(int argc, char **argv)
 {
     if (lmp_cli_wants_help(argc, argv)) {
         printf("usage: %s\n\n"
                "Check the pipeline (stages, parameters, artifact types), then run it and record\n"
-               "the run in the store.\n\n"
+               "the run in the store.  Under mpirun, the ranks run it together (data-parallel\n"
+               "training; rank 0 records it).\n\n"
                "  -p STAGE.KEY=VALUE  override a stage parameter\n"
                "  -D VAR=VALUE        define ${VAR} for the pipeline file (wins over 'set' and the environment)\n"
                "  --experiment NAME   group the run under NAME (default: default)\n"
@@ -87,96 +160,35 @@ int lmp_cli_run(int argc, char **argv)
                RUN_USAGE);
         return 0;
     }
-    const char *file = NULL;
-    lmp_run_opts opts = {.experiment = "default", .seed = 1};
-    char **overrides = NULL;
-    int noverrides = 0, check_only = 0;
-    lmp_vars defines = {0};
-    int rc = 2;
+    lmp_cli_run_args a;
     lmp_pipeline *p = NULL;
     lmp_store *store = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_val = i + 1 < argc;
-        if (strcmp(a, "-p") == 0 || strcmp(a, "-D") == 0 || strcmp(a, "--experiment") == 0 ||
-            strcmp(a, "--seed") == 0) {
-            if (!has_val) {
-                rc = usage_error("run", RUN_USAGE, "%s needs a value", a);
-                goto out;
-            }
-            const char *v = argv[++i];
-            if (a[1] == 'p') {
-                overrides = reallocCheck(overrides, (size_t)(noverrides + 1) * sizeof *overrides);
-                overrides[noverrides++] = (char *)v;
-            } else if (a[1] == 'D') {
-                const char *eq = strchr(v, '=');
-                if (!eq || eq == v) {
-                    rc = usage_error("run", RUN_USAGE, "-D %s: expected VAR=VALUE", v);
-                    goto out;
-                }
-                char *name = strndup(v, (size_t)(eq - v));
-                lmp_vars_set(&defines, name, eq + 1);
-                free(name);
-            } else if (a[2] == 'e') {
-                opts.experiment = v;
-            } else {
-                int64_t seed;
-                if (parse_id(v, &seed) != 0 && strcmp(v, "0") != 0) {
-                    rc = usage_error("run", RUN_USAGE, "--seed %s: expected a non-negative integer", v);
-                    goto out;
-                }
-                opts.seed = strcmp(v, "0") == 0 ? 0 : (uint64_t)seed;
-            }
-        } else if (strcmp(a, "--no-cache") == 0) {
-            opts.no_cache = 1;
-        } else if (strcmp(a, "--check") == 0) {
-            check_only = 1;
-        } else if (a[0] == '-' && a[1]) {
-            rc = usage_error("run", RUN_USAGE, "unknown option %s", a);
-            goto out;
-        } else if (file) {
-            rc = usage_error("run", RUN_USAGE, "more than one pipeline file (%s)", a);
-            goto out;
-        } else {
-            file = a;
-        }
-    }
-    if (!file) {
-        rc = usage_error("run", RUN_USAGE, "%s", "no pipeline file given");
-        goto out;
-    }
+    int rc = lmp_cli_run_args_parse(argc, argv, "run", RUN_USAGE, &a);
+    if (rc != 0) goto out;
     if (lmp_registry_load(lmp_cli_plugin_path) != 0) {
-        rc = fail("run", 1);
+        rc = lmp_cli_fail("run", 1);
         goto out;
     }
-    if (lmp_pipeline_parse_file(file, &defines, &p) != 0) {
-        rc = fail("run", 2);
-        goto out;
-    }
-    for (int i = 0; i < noverrides; i++)
-        if (lmp_pipeline_override(p, overrides[i]) != 0) {
-            rc = fail("run", 2);
-            goto out;
-        }
-    if (lmp_pipeline_check(p) != 0) {
-        rc = fail("run", 2);
-        goto out;
-    }
-    if (check_only) {
-        printf("%s: %d stages, ok\n", file, p->nstages);
-        rc = 0;
+    if ((rc = lmp_cli_load_pipeline("run", &a, a.overrides, a.noverrides, &p)) != 0) goto out;
+    if (a.check_only) {
+        printf("%s: %d stages, ok\n", a.file, p->nstages);
         goto out;
     }
     const char *db = lmp_store_default_path(lmp_cli_db);
-    if (lmp_store_open(db, &store) != 0) {
-        rc = fail("run", 1);
+    a.opts.store_path = db;
+    /* under mpirun only rank 0 writes the store (dist.h) */
+    if (lmp_dist_writer() && lmp_store_open(db, &store) != 0) {
+        if (lmp_dist_size() > 1) lmp_dist_abort(lmp_errmsg(), 1);
+        rc = lmp_cli_fail("run", 1);
         goto out;
     }
-    lmp_store_reap_dead_runs(store);
+    if (store) lmp_store_reap_dead_runs(store);
     int64_t run_id = 0;
     double t0 = lmp_now();
-    int r = lmp_run_pipeline(p, store, &opts, &run_id);
-    if (r != 0) {
+    int r = lmp_run_pipeline(p, store, &a.opts, &run_id);
+    if (!lmp_dist_writer()) {
+        rc = r != 0;
+    } else if (r != 0) {
         fprintf(stderr, "lmpipe run: run %lld %s: %s\n", (long long)run_id,
                 lmp_interrupted() ? "interrupted" : "failed", lmp_errmsg());
         rc = 1;
@@ -188,8 +200,7 @@ int lmp_cli_run(int argc, char **argv)
 out:
     lmp_store_close(store);
     lmp_pipeline_free(p);
-    lmp_vars_free(&defines);
-    free(overrides);
+    lmp_cli_run_args_free(&a);
     return rc;
 }
 
@@ -197,32 +208,51 @@ out:
 
 int lmp_cli_runs(int argc, char **argv)
 {
-    static const char usage[] = "lmpipe runs [--limit N] [--experiment NAME]";
+    static const char usage[] = "lmpipe runs [--limit N] [--experiment NAME] [--sweep N]";
     if (lmp_cli_wants_help(argc, argv)) {
-        printf("usage: %s\n\nList recent runs, newest first (default limit 20).\n", usage);
+        printf("usage: %s\n\nList recent runs, newest first (default limit 20); with --sweep, the runs of\n"
+               "that sweep (lmpipe sweep) with the values of its grid.\n", usage);
         return 0;
     }
-    int64_t limit = 20;
+    int64_t limit = 20, sweep = 0;
     const char *experiment = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
             if (parse_id(argv[++i], &limit) != 0)
-                return usage_error("runs", usage, "--limit %s: expected a positive integer", argv[i]);
+                return lmp_cli_usage_error("runs", usage, "--limit %s: expected a positive integer", argv[i]);
+        } else if (strcmp(argv[i], "--sweep") == 0 && i + 1 < argc) {
+            if (parse_id(argv[++i], &sweep) != 0)
+                return lmp_cli_usage_error("runs", usage, "--sweep %s: expected a positive integer", argv[i]);
         } else if (strcmp(argv[i], "--experiment") == 0 && i + 1 < argc) {
             experiment = argv[++i];
         } else {
-            return usage_error("runs", usage, "unexpected argument %s", argv[i]);
+            return lmp_cli_usage_error("runs", usage, "unexpected argument %s", argv[i]);
         }
     }
     lmp_store *s;
     int rc = open_existing("runs", &s, 1);
     if (rc) return rc;
+    if (sweep) {
+        /* a run's values on the grid: its params named in the sweep's "-p STAGE.KEY=" */
+        char *q = sqlite3_mprintf(
+            "SELECT id, status, seed, group_concat(v, ' ') AS grid_values, seconds FROM ("
+            " SELECT r.id, r.status, r.seed, rs.duration_s AS seconds, p.stage || '.' || p.key || '=' || p.value AS v"
+            " FROM runs r JOIN sweeps w ON w.id = r.sweep_id JOIN run_summary rs ON rs.run_id = r.id"
+            " LEFT JOIN params p ON p.run_id = r.id AND instr(w.grid, '-p ' || p.stage || '.' || p.key || '=') > 0"
+            " WHERE r.sweep_id = %lld ORDER BY r.id, instr(w.grid, '-p ' || p.stage || '.' || p.key || '='))"
+            " GROUP BY id ORDER BY id LIMIT %lld",
+            (long long)sweep, (long long)(limit == 20 ? 100000 : limit));
+        rc = lmp_store_print_query(s, q, 0, stdout) != 0 ? lmp_cli_fail("runs", 1) : 0;
+        sqlite3_free(q);
+        lmp_store_close(s);
+        return rc;
+    }
     char *sql = sqlite3_mprintf("SELECT run_id AS id, experiment, pipeline, status, seed, started_at AS started,"
                                 " duration_s AS seconds FROM run_summary WHERE %s%Q"
                                 " ORDER BY run_id DESC LIMIT %lld",
                                 experiment ? "experiment = " : "1 OR ", experiment ? experiment : "",
                                 (long long)limit);
-    rc = lmp_store_print_query(s, sql, 0, stdout) != 0 ? fail("runs", 1) : 0;
+    rc = lmp_store_print_query(s, sql, 0, stdout) != 0 ? lmp_cli_fail("runs", 1) : 0;
     sqlite3_free(sql);
     lmp_store_close(s);
     return rc;
@@ -251,15 +281,15 @@ int lmp_cli_show(int argc, char **argv)
         return 0;
     }
     int64_t id;
-    if (argc != 2) return usage_error("show", usage, "%s", "expected one run id");
-    if (parse_id(argv[1], &id) != 0) return usage_error("show", usage, "'%s' is not a run id", argv[1]);
+    if (argc != 2) return lmp_cli_usage_error("show", usage, "%s", "expected one run id");
+    if (parse_id(argv[1], &id) != 0) return lmp_cli_usage_error("show", usage, "'%s' is not a run id", argv[1]);
     lmp_store *s;
     int rc = open_existing("show", &s, 1);
     if (rc) return rc;
     if (!run_exists(s, id)) {
         lmp_error("no run %lld in %s", (long long)id, lmp_store_path(s));
         lmp_store_close(s);
-        return fail("show", 1);
+        return lmp_cli_fail("show", 1);
     }
     static const struct {
         const char *title, *sql;
@@ -280,7 +310,7 @@ int lmp_cli_show(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof parts / sizeof parts[0] && rc == 0; i++) {
         printf("%s%s\n", i ? "\n" : "", parts[i].title);
-        if (lmp_store_print_query_id(s, parts[i].sql, id, stdout) != 0) rc = fail("show", 1);
+        if (lmp_store_print_query_id(s, parts[i].sql, id, stdout) != 0) rc = lmp_cli_fail("show", 1);
     }
     lmp_store_close(s);
     return rc;
@@ -296,13 +326,13 @@ int lmp_cli_compare(int argc, char **argv)
                usage);
         return 0;
     }
-    if (argc < 3) return usage_error("compare", usage, "%s", "expected at least two run ids");
+    if (argc < 3) return lmp_cli_usage_error("compare", usage, "%s", "expected at least two run ids");
     int n = argc - 1;
     int64_t *ids = mallocCheck((size_t)n * sizeof *ids);
     for (int i = 0; i < n; i++)
         if (parse_id(argv[i + 1], &ids[i]) != 0) {
             free(ids);
-            return usage_error("compare", usage, "'%s' is not a run id", argv[i + 1]);
+            return lmp_cli_usage_error("compare", usage, "'%s' is not a run id", argv[i + 1]);
         }
     lmp_store *s;
     int rc = open_existing("compare", &s, 1);
@@ -315,7 +345,7 @@ int lmp_cli_compare(int argc, char **argv)
             lmp_error("no run %lld in %s", (long long)ids[i], lmp_store_path(s));
             lmp_store_close(s);
             free(ids);
-            return fail("compare", 1);
+            return lmp_cli_fail("compare", 1);
         }
     lmp_sbuf cols = {0}, in = {0};
     for (int i = 0; i < n; i++) {
@@ -330,9 +360,9 @@ int lmp_cli_compare(int argc, char **argv)
                           " ORDER BY stage, key",
                           cols.s, in.s);
     printf("params that differ\n");
-    if (lmp_store_print_query(s, q1, 0, stdout) != 0) rc = fail("compare", 1);
+    if (lmp_store_print_query(s, q1, 0, stdout) != 0) rc = lmp_cli_fail("compare", 1);
     printf("\nmetrics (last value)\n");
-    if (rc == 0 && lmp_store_print_query(s, q2, 0, stdout) != 0) rc = fail("compare", 1);
+    if (rc == 0 && lmp_store_print_query(s, q2, 0, stdout) != 0) rc = lmp_cli_fail("compare", 1);
     free(q1);
     free(q2);
     lmp_sbuf_free(&cols);
@@ -359,13 +389,13 @@ int lmp_cli_sql(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tsv") == 0) tsv = 1;
         else if (!sql) sql = argv[i];
-        else return usage_error("sql", usage, "%s", "expected one SQL string (quote it)");
+        else return lmp_cli_usage_error("sql", usage, "%s", "expected one SQL string (quote it)");
     }
-    if (!sql) return usage_error("sql", usage, "%s", "no SQL given");
+    if (!sql) return lmp_cli_usage_error("sql", usage, "%s", "no SQL given");
     lmp_store *s;
     int rc = open_existing("sql", &s, 0);
     if (rc) return rc;
-    rc = lmp_store_print_query(s, sql, tsv, stdout) != 0 ? fail("sql", 1) : 0;
+    rc = lmp_store_print_query(s, sql, tsv, stdout) != 0 ? lmp_cli_fail("sql", 1) : 0;
     lmp_store_close(s);
     return rc;
 }
@@ -378,8 +408,8 @@ int lmp_cli_plugins(int argc, char **argv)
         printf("usage: lmpipe plugins\n\nList every stage on the plugin search path with its plugin and file.\n");
         return 0;
     }
-    if (argc > 1) return usage_error("plugins", "lmpipe plugins", "unexpected argument %s", argv[1]);
-    if (lmp_registry_load(lmp_cli_plugin_path) != 0) return fail("plugins", 1);
+    if (argc > 1) return lmp_cli_usage_error("plugins", "lmpipe plugins", "unexpected argument %s", argv[1]);
+    if (lmp_registry_load(lmp_cli_plugin_path) != 0) return lmp_cli_fail("plugins", 1);
     int w = 5;
     for (int i = 0; i < lmp_registry_count(); i++) {
         int l = (int)strlen(lmp_registry_at(i)->def->name);
@@ -421,14 +451,14 @@ int lmp_cli_inspect(int argc, char **argv)
                usage);
         return 0;
     }
-    if (argc != 2) return usage_error("inspect", usage, "%s", "expected one stage name");
-    if (lmp_registry_load(lmp_cli_plugin_path) != 0) return fail("inspect", 1);
+    if (argc != 2) return lmp_cli_usage_error("inspect", usage, "%s", "expected one stage name");
+    if (lmp_registry_load(lmp_cli_plugin_path) != 0) return lmp_cli_fail("inspect", 1);
     const lmp_stage_entry *e = lmp_registry_find(argv[1]);
     if (!e) {
         const char *sug = lmp_registry_suggest(argv[1]);
         if (sug) lmp_error("no stage '%s'; did you mean '%s'?", argv[1], sug);
         else lmp_error("no stage '%s' (see: lmpipe plugins)", argv[1]);
-        return fail("inspect", 1);
+        return lmp_cli_fail("inspect", 1);
     }
     const lmp_stage_def *d = e->def;
     printf("Stage           %s\n", d->name);

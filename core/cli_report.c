@@ -26,12 +26,6 @@
 /* Text artifacts at most this big are shown in the report. */
 #define SAMPLE_MAX_BYTES (64 * 1024)
 
-static int fail(const char *cmd, int code)
-{
-    fprintf(stderr, "lmpipe %s: %s\n", cmd, lmp_errmsg());
-    return code;
-}
-
 static int usage_error(const char *cmd, const char *usage, const char *msg, const char *arg)
 {
     fprintf(stderr, "lmpipe %s: %s%s\nusage: %s\n", cmd, msg, arg, usage);
@@ -276,9 +270,9 @@ static int open_runs(const char *cmd, const int64_t *ids, int n, lmp_store **out
     *out = NULL;
     if (access(path, F_OK) != 0) {
         lmp_error("%s: no such database (run a pipeline first, or pass --db)", path);
-        return fail(cmd, 1);
+        return lmp_cli_fail(cmd, 1);
     }
-    if (lmp_store_open_readonly(path, out) != 0) return fail(cmd, 1);
+    if (lmp_store_open_readonly(path, out) != 0) return lmp_cli_fail(cmd, 1);
     sqlite3 *db = lmp_store_db(*out);
     for (int i = 0; i < n; i++) {
         sqlite3_stmt *st;
@@ -292,7 +286,7 @@ static int open_runs(const char *cmd, const int64_t *ids, int n, lmp_store **out
             lmp_error("no run %lld in %s", (long long)ids[i], path);
             lmp_store_close(*out);
             *out = NULL;
-            return fail(cmd, 1);
+            return lmp_cli_fail(cmd, 1);
         }
     }
     return 0;
@@ -410,11 +404,11 @@ int lmp_cli_plot(int argc, char **argv)
     if ((rc = open_runs("plot", ids, n, &s)) != 0) goto done;
     char *const *filter = nonly ? only : NULL;
     if (filter && check_metric_names(s, ids, n, filter) != 0) {
-        rc = fail("plot", 1);
+        rc = lmp_cli_fail("plot", 1);
         goto done;
     }
     if (lmp_mkdirs(out) != 0) {
-        rc = fail("plot", 1);
+        rc = lmp_cli_fail("plot", 1);
         goto done;
     }
     int files = 0;
@@ -422,7 +416,7 @@ int lmp_cli_plot(int argc, char **argv)
         curves cs;
         if (load_curves(s, ids[r], filter, &cs) != 0) {
             curves_free(&cs);
-            rc = fail("plot", 1);
+            rc = lmp_cli_fail("plot", 1);
             break;
         }
         chart *ch;
@@ -431,7 +425,7 @@ int lmp_cli_plot(int argc, char **argv)
             char *svg = chart_svg(ids[r], &ch[c]);
             char *name = lmp_strfmt("run%lld-%s-%s.svg", (long long)ids[r], ch[c].stage, ch[c].group);
             sanitize(name);
-            if (write_svg(out, name, svg) != 0) rc = fail("plot", 1);
+            if (write_svg(out, name, svg) != 0) rc = lmp_cli_fail("plot", 1);
             files++;
             free(name);
             free(svg);
@@ -440,7 +434,7 @@ int lmp_cli_plot(int argc, char **argv)
         curves_free(&cs);
     }
     finals f = {0};
-    if (rc == 0 && load_finals(s, ids, n, filter, &f) != 0) rc = fail("plot", 1);
+    if (rc == 0 && load_finals(s, ids, n, filter, &f) != 0) rc = lmp_cli_fail("plot", 1);
     if (rc == 0 && f.n > 0) {
         lmp_sbuf name = {0};
         lmp_sbuf_puts(&name, "compare");
@@ -450,7 +444,7 @@ int lmp_cli_plot(int argc, char **argv)
             lmp_sbuf_printf(&name, "-%d-runs-%lld-%lld", n, (long long)ids[0], (long long)ids[n - 1]);
         lmp_sbuf_puts(&name, ".svg");
         char *svg = compare_svg(&f, ids, n);
-        if (write_svg(out, name.s, svg) != 0) rc = fail("plot", 1);
+        if (write_svg(out, name.s, svg) != 0) rc = lmp_cli_fail("plot", 1);
         files++;
         free(svg);
         lmp_sbuf_free(&name);
@@ -458,7 +452,7 @@ int lmp_cli_plot(int argc, char **argv)
     finals_free(&f);
     if (rc == 0 && files == 0) {
         lmp_error("nothing to plot: the runs have no per-step metrics%s", filter ? " of those keys" : " and no final acc/mcc/f1");
-        rc = fail("plot", 1);
+        rc = lmp_cli_fail("plot", 1);
     }
 done:
     lmp_store_close(s);
@@ -941,15 +935,15 @@ int lmp_cli_report(int argc, char **argv)
     if ((rc = open_runs("report", ids, n, &s)) != 0) goto done;
     int ncharts;
     if (build_report(s, ids, n, &b, &ncharts) != 0) {
-        rc = fail("report", 1);
+        rc = lmp_cli_fail("report", 1);
         goto done;
     }
     if (out) {
-        if (lmp_write_file_atomic(out, b.s, b.len) != 0) rc = fail("report", 1);
+        if (lmp_write_file_atomic(out, b.s, b.len) != 0) rc = lmp_cli_fail("report", 1);
         else fprintf(stderr, "lmpipe report: wrote %s (%d charts)\n", out, ncharts);
     } else if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
         lmp_error("standard output: %s", strerror(errno));
-        rc = fail("report", 1);
+        rc = lmp_cli_fail("report", 1);
     }
 done:
     lmp_sbuf_free(&b);

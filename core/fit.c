@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include "batch.h"
+#include "dist.h"
 #include "fit.h"
 #include "metrics.h"
 #include "nn.h"
+#include "run.h"
 #include "util.h"
 
 int lmp_fit_opts_read(lmp_stage *st, lmp_fit_opts *o)
@@ -144,16 +146,29 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
     int best_epoch = -1, since_best = 0, step = 0, rc = 0;
     lmp_batch b = {0};
 
+    /* Data parallelism (dist.h): each rank takes a contiguous shard of every
+     * batch, adds its rows' share of the mean-loss gradient, and one sum over
+     * the gradient block (with the step's loss, its parts and a stop flag in
+     * the slots after the gradients) gives every rank the whole batch's. */
+    int ranks = lmp_dist_size();
     for (int epoch = 0; epoch < o->epochs && rc == 0; epoch++) {
         if (o->shuffle) shuffle(order, train->n, &rng);
         double loss_sum = 0, part_sum[LMP_FIT_MAX_PARTS] = {0};
         int seen = 0;
+        if (ranks > 1) {
+            memset(pred, 0, (size_t)train->n * sizeof *pred);
+            memset(gold, 0, (size_t)train->n * sizeof *gold);
+        }
         for (int s0 = 0; s0 < train->n && rc == 0; s0 += batch, step++) {
             int nb = train->n - s0 < batch ? train->n - s0 : batch;
+            long lo, hi;
+            lmp_dist_shard(nb, &lo, &hi);
             lmp_params_zero_grads(g);
             double step_loss = 0, step_parts[LMP_FIT_MAX_PARTS] = {0};
-            for (int m0 = 0; m0 < nb && rc == 0; m0 += micro) {
-                int nm = nb - m0 < micro ? nb - m0 : micro;
+            int stop;
+            seen = s0 + (int)lo;
+            for (int m0 = (int)lo; m0 < hi && rc == 0; m0 += micro) {
+                int nm = hi - m0 < micro ? (int)hi - m0 : micro;
                 const int *idx = order + s0 + m0;
                 lmp_batch_fill(&b, train, idx, nm, d->pad_id, o->fixed_T, max_T);
                 if ((rc = c->forward(c, b.ids, b.len, b.B, b.T, logits, 1)) != 0) break;
@@ -173,6 +188,20 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
                 if ((rc = c->backward(c, dlogits)) != 0) break;
             }
             if (rc != 0) break;
+            seen = s0 + nb;
+            if (ranks > 1) {
+                float *x = lmp_params_grad_extra(g);
+                x[0] = (float)step_loss;
+                for (int k = 0; k < np; k++) x[1 + k] = (float)step_parts[k];
+                x[1 + np] = (float)lmp_interrupted();
+                lmp_params_sum_grads(g, 2 + np);
+                step_loss = x[0];
+                for (int k = 0; k < np; k++) step_parts[k] = x[1 + k];
+                stop = x[1 + np] > 0; /* every rank stops after this same step */
+                if (stop) lmp_set_interrupted();
+            } else {
+                stop = -1; /* look at the signal flag at the end of the step */
+            }
             float norm = lmp_params_clip_grad_norm(g, clip);
             if (!isfinite(step_loss) || !isfinite(norm)) {
                 lmp_log_metric(st, "nonfinite", step, 1);
@@ -206,9 +235,13 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
                 lmp_log_metric(st, "grad_norm", step, norm);
             }
             lmp_progress(st, "steps", step + 1, total_steps);
-            if (lmp_interrupted()) rc = lmp_error("interrupted at step %d", step);
+            if (stop > 0 || (stop < 0 && lmp_interrupted())) rc = lmp_error("interrupted at step %d", step);
         }
         if (rc != 0) break;
+        if (ranks > 1) {
+            lmp_dist_sum_ints(pred, (size_t)seen);
+            lmp_dist_sum_ints(gold, (size_t)seen);
+        }
         lmp_cls_metrics tm;
         lmp_cls_metrics_compute(&tm, gold, pred, seen, L);
         lmp_log_metric(st, "train_loss", epoch + 1, loss_sum / (seen ? seen : 1));

@@ -13,6 +13,7 @@
 #include "blasenv.h"
 #include "cli.h"
 #include "cli_tokenize.h"
+#include "dist.h"
 #include "gpt2.h"
 #include "util.h"
 
@@ -24,6 +25,7 @@ typedef struct {
 
 static const command commands[] = {
     {"run", lmp_cli_run, "run a pipeline file and record it in the store"},
+    {"sweep", lmp_cli_sweep, "run a pipeline over a grid of parameter values (across MPI ranks under mpirun)"},
     {"runs", lmp_cli_runs, "list recent runs"},
     {"show", lmp_cli_show, "show one run: params, metrics, artifacts, stage timings"},
     {"compare", lmp_cli_compare, "compare runs: differing params, metrics side by side"},
@@ -59,6 +61,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     lmp_blas_env_reexec(argv);
+    lmp_dist_init(&argc, &argv); /* under mpirun: the ranks of a data-parallel run */
     /* Pull the global options out wherever they are, so every command sees the rest. */
     int n = 1;
     for (int i = 1; i < argc; i++) {
@@ -98,7 +101,11 @@ int main(int argc, char **argv)
         return 0;
     }
     for (const command *c = commands; c->name; c++)
-        if (strcmp(argv[1], c->name) == 0) return c->fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], c->name) == 0) {
+            int rc = c->fn(argc - 1, argv + 1);
+            lmp_dist_finalize();
+            return rc;
+        }
     const char *best = NULL;
     int best_d = 1 << 30, d;
     for (const command *c = commands; c->name; c++)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "optim.h"
 
 #define OPTIM_OMP_MIN 16384
@@ -151,7 +152,7 @@ void lmp_params_alloc_grads(lmp_params_group *g)
     if (g->allocated) return;
     g->allocated = 1;
     if (g->n_trainable == 0) return;
-    g->grad_mem = callocCheck(g->n_trainable, sizeof(float));
+    g->grad_mem = callocCheck(g->n_trainable + LMP_GRAD_EXTRA, sizeof(float));
     g->m_mem = callocCheck(g->n_trainable, sizeof(float));
     g->v_mem = callocCheck(g->n_trainable, sizeof(float));
     size_t off = 0;
@@ -167,7 +168,14 @@ void lmp_params_alloc_grads(lmp_params_group *g)
 
 void lmp_params_zero_grads(lmp_params_group *g)
 {
-    if (g->grad_mem) memset(g->grad_mem, 0, g->n_trainable * sizeof(float));
+    if (g->grad_mem) memset(g->grad_mem, 0, (g->n_trainable + LMP_GRAD_EXTRA) * sizeof(float));
+}
+
+float *lmp_params_grad_extra(lmp_params_group *g) { return g->grad_mem ? g->grad_mem + g->n_trainable : NULL; }
+
+void lmp_params_sum_grads(lmp_params_group *g, int nextra)
+{
+    if (g->grad_mem) lmp_dist_sum_floats(g->grad_mem, g->n_trainable + (size_t)nextra);
 }
 
 size_t lmp_params_numel(const lmp_params_group *g, int trainable_only)

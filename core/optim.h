@@ -98,6 +98,16 @@ int lmp_params_add(lmp_params_group *g, const char *name, float *data, size_t n,
  * lmp_param_tensor's grad/m/v into them.  Call once after the last add. */
 void lmp_params_alloc_grads(lmp_params_group *g);
 void lmp_params_zero_grads(lmp_params_group *g);
+
+/* Data-parallel training (dist.h): the gradient block has LMP_GRAD_EXTRA
+ * float slots after the gradients, zeroed with them, where a training loop
+ * puts the scalars (its loss, example counts, a stop flag) that must be
+ * summed over the ranks together with the gradients, so that a step costs
+ * one allreduce.  lmp_params_sum_grads sums the gradients and the first
+ * nextra slots over all ranks (nothing with one rank). */
+#define LMP_GRAD_EXTRA 8
+float *lmp_params_grad_extra(lmp_params_group *g);
+void lmp_params_sum_grads(lmp_params_group *g, int nextra);
 /* The tensor called `name`, or NULL. */
 lmp_param_tensor *lmp_params_find(lmp_params_group *g, const char *name);
 /* Element count over all tensors, or trainable ones only. */

@@ -7,6 +7,13 @@
  * cached outputs or run it, store outputs of cacheable stages, record the
  * outcome.  The store is written as things happen, so a crash loses nothing
  * that was logged.
+ *
+ * Under mpirun (dist.h) every rank runs every stage; only rank 0 has the
+ * store (the others get NULL and record nothing), writes artifacts into the
+ * run's folder and stores cache entries.  The others work in a private
+ * scratch folder, reuse a cache entry when rank 0 does (read from the same
+ * data home, which must be shared), and a failure on any rank is recorded as
+ * the run's failure before MPI_Abort ends every rank.
  */
 #include "config.h"
 
@@ -19,6 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckptdir.h"
+#include "dist.h"
 #include "paths.h"
 #include "progress.h"
 #include "run.h"
@@ -39,6 +48,7 @@ typedef struct {
     const lmp_run_opts *opts;
     int64_t run_id;
     char *home;
+    char *scratch;       /* MPI ranks other than 0: their private work folder */
     lmp_value **outputs; /* [stage][produced port] */
 } lmp_runctx;
 
@@ -64,6 +74,11 @@ static void on_signal(int sig)
 }
 
 int lmp_interrupted(void) { return interrupted != 0; }
+
+void lmp_set_interrupted(void)
+{
+    if (!interrupted) interrupted = SIGINT;
+}
 
 /* ------------------------------------------------------------ parameters */
 
@@ -185,7 +200,8 @@ uint64_t lmp_seed(lmp_stage *st) { return st->run->opts->seed; }
 const char *lmp_workdir(lmp_stage *st)
 {
     if (!st->workdir) {
-        st->workdir = lmp_strfmt("%s/runs/%lld/%s", st->run->home, (long long)st->run->run_id, st->ps->name);
+        if (st->run->scratch) st->workdir = lmp_strfmt("%s/%s", st->run->scratch, st->ps->name);
+        else st->workdir = lmp_strfmt("%s/runs/%lld/%s", st->run->home, (long long)st->run->run_id, st->ps->name);
         if (lmp_mkdirs(st->workdir) != 0) fprintf(stderr, "lmpipe: %s\n", lmp_errmsg());
     }
     return st->workdir;
@@ -214,6 +230,7 @@ int lmp_log_artifact(lmp_stage *st, const char *name, const char *path)
 {
     char hex[65];
     int64_t bytes;
+    if (!st->run->store) return 0; /* an MPI rank other than 0 */
     if (lmp_sha256_path(path, hex, &bytes) != 0) return -1;
     return lmp_store_artifact(st->run->store, st->run->run_id, st->ps->name, name, path, hex, bytes);
 }
@@ -221,13 +238,15 @@ int lmp_log_artifact(lmp_stage *st, const char *name, const char *path)
 static void vmessage(lmp_stage *st, const char *kind, const char *fmt, va_list ap)
 {
     lmp_progress_clear(&st->progress);
-    fprintf(stderr, "[%s] %s", st->ps->name, kind);
+    if (lmp_dist_rank() != 0) fprintf(stderr, "[%s rank %d] %s", st->ps->name, lmp_dist_rank(), kind);
+    else fprintf(stderr, "[%s] %s", st->ps->name, kind);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
 }
 
 void lmp_info(lmp_stage *st, const char *fmt, ...)
 {
+    if (lmp_dist_rank() != 0) return; /* rank 0 speaks for all */
     va_list ap;
     va_start(ap, fmt);
     vmessage(st, "", fmt, ap);
@@ -244,6 +263,7 @@ void lmp_warn(lmp_stage *st, const char *fmt, ...)
 
 void lmp_progress(lmp_stage *st, const char *what, int64_t done, int64_t total)
 {
+    if (lmp_dist_rank() != 0) return;
     lmp_progress_update(&st->progress, st->ps->name, what, done, total);
 }
 
@@ -468,6 +488,20 @@ static int cache_store(lmp_stage *st)
     return rc;
 }
 
+/* Whether to reuse the cache entry, decided by rank 0 for all ranks; the
+ * other ranks then load the same entry (the data home is shared). */
+static int cache_hit(lmp_stage *st)
+{
+    long hit = lmp_dist_writer() ? cache_load(st) : 0;
+    lmp_dist_bcast_long(&hit);
+    if (hit && !lmp_dist_writer() && !cache_load(st))
+        lmp_dist_abort(lmp_strfmt("cache entry %s/%s, which rank 0 reuses, cannot be read here: "
+                                  "the data home (LMPIPE_HOME) must be shared by all ranks",
+                                  lmp_cachedir(st), st->key),
+                       1);
+    return (int)hit;
+}
+
 static int run_stage(lmp_runctx *rc, int i, const char **status)
 {
     lmp_pstage *ps = &rc->p->stages[i];
@@ -498,7 +532,7 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
     if (lmp_store_stage_begin(rc->store, rc->run_id, ps->name, use_cache ? st.key : NULL) != 0) return -1;
     double t0 = lmp_now();
     int r = 0;
-    if (use_cache && !rc->opts->no_cache && cache_load(&st)) {
+    if (use_cache && !rc->opts->no_cache && cache_hit(&st)) {
         lmp_info(&st, "reusing cached result %.12s", st.key);
         *status = "cached";
     } else {
@@ -516,7 +550,7 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
                 r = lmp_error("stage '%s' (%s) finished without producing its output '%s'", ps->name,
                               ps->type, st.def->produces[k].name);
         }
-        if (r == 0 && use_cache && cache_store(&st) != 0)
+        if (r == 0 && use_cache && lmp_dist_writer() && cache_store(&st) != 0)
             lmp_warn(&st, "could not cache the result: %s", lmp_errmsg());
         *status = r == 0 ? "finished" : interrupted ? "interrupted" : "failed";
     }
@@ -529,17 +563,49 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
     return r;
 }
 
+/* Record a failure on this rank as the run's (rank 0 already has; another
+ * rank opens the store itself), then MPI_Abort every rank. */
+static void dist_fail(lmp_runctx *rc, const char *stage, const char *err)
+{
+    char *msg = lmp_strfmt("rank %d of %d: %s", lmp_dist_rank(), lmp_dist_size(), err);
+    lmp_store *own = NULL;
+    if (!rc->store && rc->opts->store_path && access(rc->opts->store_path, F_OK) == 0 &&
+        lmp_store_open(rc->opts->store_path, &own) == 0) {
+        lmp_store_mark_failed(own, rc->run_id, stage, msg);
+        lmp_store_close(own);
+    }
+    free(msg);
+    if (rc->scratch) lmp_remove_tree(rc->scratch);
+    lmp_dist_abort(err, 1);
+}
+
 int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts, int64_t *run_id)
 {
     lmp_runctx rc = {0};
     rc.p = p;
     rc.store = store;
     rc.opts = opts;
-    rc.home = lmp_data_home(lmp_store_path(store));
-    if (lmp_store_begin_run(store, opts->experiment ? opts->experiment : "default", p->path, p->text,
-                            opts->seed, &rc.run_id) != 0) {
+    rc.home = lmp_data_home(store ? lmp_store_path(store) : opts->store_path);
+    if (store && lmp_store_begin_run(store, opts->experiment ? opts->experiment : "default", p->path, p->text,
+                                     opts->seed, &rc.run_id) != 0) {
+        if (lmp_dist_size() > 1) lmp_dist_abort(lmp_errmsg(), 1);
         free(rc.home);
         return -1;
+    }
+    if (opts->sweep_id > 0 && lmp_store_set_sweep(store, rc.run_id, opts->sweep_id) != 0)
+        fprintf(stderr, "lmpipe: warning: run %lld not tagged with sweep %lld: %s\n", (long long)rc.run_id,
+                (long long)opts->sweep_id, lmp_errmsg());
+    if (lmp_dist_size() > 1) {
+        long id = (long)rc.run_id;
+        lmp_dist_bcast_long(&id);
+        rc.run_id = id;
+        lmp_store_set_world_size(store, rc.run_id, lmp_dist_size());
+        if (!store) {
+            const char *tmp = getenv("TMPDIR");
+            rc.scratch = lmp_strfmt("%s/lmpipe-run%lld-rank%d-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+                                    (long long)rc.run_id, lmp_dist_rank());
+            if (!mkdtemp(rc.scratch)) lmp_dist_abort(lmp_strfmt("%s: cannot create a scratch folder", rc.scratch), 1);
+        }
     }
     *run_id = rc.run_id;
     for (int i = 0; i < p->nstages; i++) {
@@ -568,16 +634,24 @@ int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
-    int result = 0;
+    int result = 0, failed_stage = -1;
     const char *status = "finished";
     for (int i = 0; i < p->nstages && result == 0; i++) {
-        if (run_stage(&rc, i, &status) != 0) result = 1;
+        if (run_stage(&rc, i, &status) != 0) result = 1, failed_stage = i;
     }
     const char *run_status = result == 0 ? "finished" : interrupted ? "interrupted" : "failed";
     char err[1024];
     snprintf(err, sizeof err, "%s", lmp_errmsg());
     if (lmp_store_end_run(store, rc.run_id, run_status, result ? err : NULL) != 0) result = -1;
     else if (result) lmp_error("%s", err);
+    /* a failure on one rank leaves the others waiting in a collective: record
+     * it and end them all (sub-runs leave that to the run that started them) */
+    if (result && !interrupted && lmp_dist_size() > 1 && !opts->taken)
+        dist_fail(&rc, failed_stage >= 0 ? p->stages[failed_stage].name : NULL, err);
+    if (rc.scratch) {
+        lmp_remove_tree(rc.scratch);
+        free(rc.scratch);
+    }
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

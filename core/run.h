@@ -19,6 +19,10 @@ typedef struct {
     const char *take_stage, *take_port;
     void **taken;
     char *taken_digest;     /* [65], may be NULL */
+    /* The store's path, for MPI ranks other than 0, which run with a NULL
+     * store (dist.h): where the data home is, and where to record a failure. */
+    const char *store_path;
+    int64_t sweep_id;       /* > 0: the run is part of this sweep */
 } lmp_run_opts;
 
 /* Returns 0 when the run finished, 1 when it failed or was interrupted (the
@@ -28,5 +32,9 @@ int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts
 /* Where artifacts and the stage cache live: $LMPIPE_HOME, else
  * "<directory of the database>/lmpipe-data". */
 char *lmp_data_home(const char *db_path);
+
+/* For data-parallel loops that learn of an interruption from another rank
+ * (dist.h): from now on lmp_interrupted() is true on this rank too. */
+void lmp_set_interrupted(void);
 
 #endif

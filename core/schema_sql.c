@@ -1,5 +1,5 @@
-/* generated from db/schema.sql by core/core.am: do not edit */
-const char lmp_schema_sql[] =
+/* generated from db/*.sql by core/core.am: do not edit */
+const char lmp_schema_sql_1[] =
 "-- db/schema.sql — the lmpipe experiment store, schema version 1.\n"
 "-- Every `lmpipe run` writes here; query it with `lmpipe sql` or the sqlite3 shell.\n"
 "-- The version is PRAGMA user_version; later versions append migrations to\n"
@@ -88,4 +88,24 @@ const char lmp_schema_sql[] =
 "       (SELECT json_group_object(lm.stage || '.' || lm.key, lm.value)\n"
 "        FROM latest_metrics lm WHERE lm.run_id = r.id) AS metrics\n"
 "FROM runs r JOIN experiments e ON e.id = r.experiment_id;\n"
+;
+const char lmp_schema_sql_2[] =
+"-- db/002-sweeps.sql — schema version 2: parameter sweeps (`lmpipe sweep`).\n"
+"-- Applied after schema.sql (version 1) by core/store.c, to new and old\n"
+"-- databases alike.\n"
+"\n"
+"-- One row per `lmpipe sweep`: the pipeline and the grid it expanded.\n"
+"CREATE TABLE sweeps (\n"
+"    id            INTEGER PRIMARY KEY,\n"
+"    pipeline      TEXT NOT NULL,           -- path of the pipeline file as given\n"
+"    grid          TEXT NOT NULL,           -- the swept options, e.g. \"-p f.lr=1e-3,1e-2 --seeds 1,2\"\n"
+"    combinations  INTEGER NOT NULL,        -- runs it expands to\n"
+"    world_size    INTEGER NOT NULL,        -- MPI ranks that shared the runs (1: one after another)\n"
+"    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))\n"
+");\n"
+"\n"
+"-- The sweep a run belongs to (NULL: a run of its own); its combination's\n"
+"-- values are its params rows, like any run's.\n"
+"ALTER TABLE runs ADD COLUMN sweep_id INTEGER REFERENCES sweeps(id);\n"
+"CREATE INDEX runs_by_sweep ON runs(sweep_id);\n"
 ;

@@ -17,7 +17,8 @@
 #include "store.h"
 #include "util.h"
 
-extern const char lmp_schema_sql[]; /* generated from db/schema.sql */
+/* generated from db/schema.sql and db/002-*.sql, ... (core/core.am) */
+extern const char lmp_schema_sql_1[], lmp_schema_sql_2[];
 
 #define BUSY_TIMEOUT_MS 30000
 
@@ -29,7 +30,8 @@ struct lmp_store {
 /* Migrations: entry i brings a database from user_version i to i+1.
  * Never edit a released entry; append a new one. */
 static const char *const migrations[] = {
-    lmp_schema_sql,
+    lmp_schema_sql_1, /* db/schema.sql */
+    lmp_schema_sql_2, /* db/002-sweeps.sql */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -179,8 +181,11 @@ const char *lmp_store_path(lmp_store *s) { return s->path; }
 
 /* Prepare, bind text/int64/double arguments described by `types`
  * ('t' text, 'i' int64, 'd' double, 'n' null), step once, finalize. */
+/* Every write goes through here.  A NULL store is the store of an MPI rank
+ * other than 0 (dist.h), which records nothing: the write succeeds. */
 static int run_stmt(lmp_store *s, const char *sql, const char *types, ...)
 {
+    if (!s) return 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(s, "prepare");
     va_list ap;
@@ -228,8 +233,39 @@ int lmp_store_end_run(lmp_store *s, int64_t run_id, const char *status, const ch
 {
     return run_stmt(s,
                     "UPDATE runs SET status = ?, error = ?,"
-                    " finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+                    " finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND status = 'running'",
                     "tti", status, error, run_id);
+}
+
+int lmp_store_mark_failed(lmp_store *s, int64_t run_id, const char *stage, const char *error)
+{
+    if (stage && run_stmt(s, "UPDATE stages SET status = 'failed' WHERE run_id = ? AND stage = ?", "it", run_id,
+                          stage) != 0)
+        return -1;
+    return run_stmt(s,
+                    "UPDATE runs SET status = 'failed', error = ?,"
+                    " finished_at = coalesce(finished_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) WHERE id = ?",
+                    "ti", error, run_id);
+}
+
+int lmp_store_begin_sweep(lmp_store *s, const char *pipeline, const char *grid, int combinations, int world_size,
+                          int64_t *sweep_id)
+{
+    if (run_stmt(s, "INSERT INTO sweeps(pipeline, grid, combinations, world_size) VALUES (?, ?, ?, ?)", "ttii",
+                 pipeline, grid, (int64_t)combinations, (int64_t)world_size) != 0)
+        return -1;
+    *sweep_id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+int lmp_store_set_sweep(lmp_store *s, int64_t run_id, int64_t sweep_id)
+{
+    return run_stmt(s, "UPDATE runs SET sweep_id = ? WHERE id = ?", "ii", sweep_id, run_id);
+}
+
+int lmp_store_set_world_size(lmp_store *s, int64_t run_id, int world_size)
+{
+    return run_stmt(s, "UPDATE runs SET world_size = ? WHERE id = ?", "ii", (int64_t)world_size, run_id);
 }
 
 int lmp_store_stage_add(lmp_store *s, int64_t run_id, const char *stage, const char *plugin,
@@ -255,7 +291,8 @@ int lmp_store_stage_end(lmp_store *s, int64_t run_id, const char *stage, const c
 {
     return run_stmt(s,
                     "UPDATE stages SET status = ?, seconds = ?,"
-                    " finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE run_id = ? AND stage = ?",
+                    " finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE run_id = ? AND stage = ?"
+                    " AND status IN ('pending', 'running')",
                     "tdit", status, seconds, run_id, stage);
 }
 

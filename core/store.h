@@ -13,7 +13,7 @@
 
 typedef struct lmp_store lmp_store;
 
-#define LMP_STORE_SCHEMA_VERSION 1
+#define LMP_STORE_SCHEMA_VERSION 2
 
 /* Open (creating and migrating if needed) the database at `path`. */
 int lmp_store_open(const char *path, lmp_store **out);
@@ -28,13 +28,25 @@ const char *lmp_store_default_path(const char *cli_value);
 
 int lmp_store_begin_run(lmp_store *s, const char *experiment, const char *pipeline,
                         const char *pipeline_text, uint64_t seed, int64_t *run_id);
-/* status: finished | failed | interrupted; error may be NULL. */
+/* status: finished | failed | interrupted; error may be NULL.  Only a run
+ * still 'running' changes: a failure another MPI rank recorded stays. */
 int lmp_store_end_run(lmp_store *s, int64_t run_id, const char *status, const char *error);
+/* Another MPI rank's failure (dist.h): the run, and the stage when not
+ * NULL, become 'failed' whatever rank 0 recorded before or after. */
+int lmp_store_mark_failed(lmp_store *s, int64_t run_id, const char *stage, const char *error);
+/* A sweep (`lmpipe sweep`): its row, and a run's membership. */
+int lmp_store_begin_sweep(lmp_store *s, const char *pipeline, const char *grid, int combinations, int world_size,
+                          int64_t *sweep_id);
+int lmp_store_set_sweep(lmp_store *s, int64_t run_id, int64_t sweep_id);
+/* The number of MPI ranks that ran it (dist.h). */
+int lmp_store_set_world_size(lmp_store *s, int64_t run_id, int world_size);
 
 int lmp_store_stage_add(lmp_store *s, int64_t run_id, const char *stage, const char *plugin,
                         const char *plugin_version, int position);
 int lmp_store_stage_begin(lmp_store *s, int64_t run_id, const char *stage, const char *cache_key);
-/* status: finished | failed | interrupted | cached */
+/* status: finished | failed | interrupted | cached; a stage already ended
+ * keeps its status.  The write functions accept a NULL store (an MPI rank
+ * other than 0) and then record nothing. */
 int lmp_store_stage_end(lmp_store *s, int64_t run_id, const char *stage, const char *status,
                         double seconds);
 

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "ckptdir.h"
+#include "dist.h"
 #include "trainer.h"
 
 /* ------------------------------------------------------------ data */
@@ -137,21 +138,42 @@ int lmp_lm_train_step(lmp_lm_trainer *tr, lmp_lm_step_info *info)
     const lmp_lm_train_opts *o = &tr->o;
     double t0 = lmp_now();
     int B = o->B, T = o->T;
+    /* Data parallelism (dist.h): every rank reads the same windows and takes
+     * rows [lo, hi) of each micro-batch; its gradient of the mean over its
+     * rows, weighted by its share of the batch, summed over the ranks (one
+     * allreduce, with the loss and a stop flag) is the whole batch's. */
+    int ranks = lmp_dist_size();
+    long lo, hi;
+    lmp_dist_shard(B, &lo, &hi);
+    int Bs = (int)(hi - lo);
+    float share = (float)Bs / (float)B;
     lmp_params_zero_grads(&tr->g);
     double loss_sum = 0;
     for (int k = 0; k < o->accum; k++) {
         for (int b = 0; b < B; b++) {
             const int *w = tr->data.tokens + data_next(&tr->data, &tr->rng);
-            memcpy(tr->inp + (size_t)b * T, w, (size_t)T * sizeof(int));
-            memcpy(tr->tgt + (size_t)b * T, w + 1, (size_t)T * sizeof(int));
+            if (b < lo || b >= hi) continue;
+            memcpy(tr->inp + (size_t)(b - lo) * T, w, (size_t)T * sizeof(int));
+            memcpy(tr->tgt + (size_t)(b - lo) * T, w + 1, (size_t)T * sizeof(int));
         }
+        if (Bs == 0) continue; /* more ranks than rows */
         float loss;
-        if (lmp_gpt2_forward(tr->m, tr->inp, NULL, B, T, 1) != 0 ||
+        if (lmp_gpt2_forward(tr->m, tr->inp, NULL, Bs, T, 1) != 0 ||
             lmp_gpt2_backward_lm(tr->m, tr->tgt, &loss, NULL) != 0)
             return lmp_error("step %d: %s", tr->step + 1, lmp_errmsg());
-        loss_sum += loss;
+        loss_sum += ranks > 1 ? loss * share : loss;
     }
-    if (o->accum > 1) scale_grads(&tr->g, 1.0f / (float)o->accum);
+    if (ranks > 1) {
+        scale_grads(&tr->g, share / (float)o->accum);
+        float *x = lmp_params_grad_extra(&tr->g);
+        x[0] = (float)loss_sum;
+        x[1] = (float)lmp_interrupted();
+        lmp_params_sum_grads(&tr->g, 2);
+        loss_sum = x[0];
+        tr->stop = x[1] > 0;
+    } else if (o->accum > 1) {
+        scale_grads(&tr->g, 1.0f / (float)o->accum);
+    }
     float loss = (float)(loss_sum / o->accum);
     float norm = lmp_params_clip_grad_norm(&tr->g, o->clip);
     float lr = lr_schedule(o->schedule, tr->step, o->steps, o->warmup, (float)o->lr, (float)o->min_lr);
@@ -187,8 +209,10 @@ int lmp_lm_eval(lmp_gpt2 *m, const int *tokens, size_t n, int B, int T, long max
     int *inp = mallocCheck((size_t)B * T * sizeof(int)), *tgt = mallocCheck((size_t)B * T * sizeof(int));
     double total = 0;
     int rc = 0;
-    for (size_t w0 = 0; w0 < nw && rc == 0; w0 += (size_t)B) {
-        int nb = nw - w0 < (size_t)B ? (int)(nw - w0) : B;
+    long lo, hi; /* this rank's windows (dist.h) */
+    lmp_dist_shard((long)nw, &lo, &hi);
+    for (size_t w0 = (size_t)lo; w0 < (size_t)hi && rc == 0; w0 += (size_t)B) {
+        int nb = (size_t)hi - w0 < (size_t)B ? (int)((size_t)hi - w0) : B;
         for (int b = 0; b < nb; b++) {
             const int *w = tokens + (w0 + (size_t)b) * T;
             memcpy(inp + (size_t)b * T, w, (size_t)T * sizeof(int));
@@ -200,6 +224,7 @@ int lmp_lm_eval(lmp_gpt2 *m, const int *tokens, size_t n, int B, int T, long max
     }
     free(inp);
     free(tgt);
+    if (rc == 0) lmp_dist_sum_doubles(&total, 1);
     if (rc == 0) *loss = total / (double)nw;
     return rc;
 }

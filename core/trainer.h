@@ -80,6 +80,8 @@ typedef struct {
     int skipped;              /* steps skipped for non-finite values */
     int64_t tokens_seen;      /* target tokens trained on */
     int *inp, *tgt;           /* [B,T] */
+    int stop;                 /* data-parallel (dist.h): a rank was interrupted; all ranks
+                                 learn it in the same step, so all stop after it */
 } lmp_lm_trainer;
 
 typedef struct {

@@ -328,6 +328,33 @@ static int64_t scalar(lmp_store *s, const char *sql)
     return v;
 }
 
+/* A database written by a version-1 lmpipe is migrated in place, its runs kept. */
+extern const char lmp_schema_sql_1[];
+START_TEST(store_migrates_v1)
+{
+    make_tmpdir();
+    char *db = lmp_strfmt("%s/v1.db", tmpdir);
+    sqlite3 *raw;
+    ck_assert_int_eq(sqlite3_open(db, &raw), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(raw, lmp_schema_sql_1, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(raw,
+                                  "PRAGMA user_version = 1;"
+                                  "INSERT INTO experiments(name) VALUES ('old');"
+                                  "INSERT INTO runs(experiment_id, pipeline, pipeline_text, status, seed, host, pid,"
+                                  " lmpipe_version) VALUES (1, 'a.pipe', '', 'finished', 1, 'h', 1, '0.0.9')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    lmp_store *s;
+    ck_assert_int_eq(lmp_store_open(db, &s), 0);
+    ck_assert_int_eq(scalar(s, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(scalar(s, "SELECT count(*) FROM runs WHERE sweep_id IS NULL AND pipeline = 'a.pipe'"), 1);
+    ck_assert_int_eq(scalar(s, "SELECT count(*) FROM sweeps"), 0);
+    lmp_store_close(s);
+    free(db);
+}
+END_TEST
+
 START_TEST(store_schema)
 {
     make_tmpdir();
@@ -345,11 +372,22 @@ START_TEST(store_schema)
     ck_assert_int_eq(scalar(s, "SELECT count(*) FROM metrics WHERE value IS NULL"), 1);
     ck_assert_int_eq(scalar(s, "SELECT count(*) FROM latest_metrics"), 1);
     ck_assert_int_eq(scalar(s, "SELECT count(*) FROM run_summary WHERE status = 'finished' AND duration_s >= 0"), 1);
-    ck_assert_int_eq(lmp_store_end_run(s, run, "bogus", NULL), -1); /* CHECK constraint */
+    /* an ended run keeps its status (another MPI rank's failure stays) */
+    ck_assert_int_eq(lmp_store_end_run(s, run, "interrupted", "late"), 0);
+    ck_assert_int_eq(scalar(s, "SELECT count(*) FROM runs WHERE status = 'finished' AND error IS NULL"), 1);
+    ck_assert_int_eq(lmp_store_mark_failed(s, run, "a", "rank 1 of 2: boom"), 0);
+    ck_assert_int_eq(scalar(s, "SELECT count(*) FROM runs r JOIN stages g ON g.run_id = r.id WHERE r.status = 'failed'"
+                               " AND r.error = 'rank 1 of 2: boom' AND g.status = 'failed'"),
+                     1);
+    int64_t run2;
+    ck_assert_int_eq(lmp_store_begin_run(s, "exp", "p.pipe", "text", 7, &run2), 0);
+    ck_assert_int_eq(lmp_store_end_run(s, run2, "bogus", NULL), -1); /* CHECK constraint */
+    ck_assert_int_eq(lmp_store_set_world_size(s, run2, 4), 0);
+    ck_assert_int_eq(scalar(s, "SELECT world_size FROM runs WHERE sweep_id IS NULL AND id = 2"), 4);
     lmp_store_close(s);
     /* reopening does not migrate again; read-only refuses writes */
     ck_assert_int_eq(lmp_store_open(db, &s), 0);
-    ck_assert_int_eq(scalar(s, "SELECT count(*) FROM runs"), 1);
+    ck_assert_int_eq(scalar(s, "SELECT count(*) FROM runs"), 2);
     lmp_store_close(s);
     ck_assert_int_eq(lmp_store_open_readonly(db, &s), 0);
     ck_assert_int_eq(lmp_store_print_query(s, "DELETE FROM runs", 0, stdout), -1);
@@ -525,6 +563,7 @@ int main(void)
     tcase_add_test(tc, pipeline_errors);
     tcase_add_test(tc, pipeline_files);
     tcase_add_test(tc, store_schema);
+    tcase_add_test(tc, store_migrates_v1);
     tcase_add_test(tc, store_concurrent_writers);
     tcase_add_test(tc, run_flow_cache_failure);
     suite_add_tcase(s, tc);

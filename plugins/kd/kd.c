@@ -38,6 +38,7 @@
 #include "batch.h"
 #include "classifier.h"
 #include "dataset.h"
+#include "dist.h"
 #include "fit.h"
 #include "lmpipe.h"
 #include "metrics.h"
@@ -143,6 +144,11 @@ static int teacher_logits(lmp_stage *st, lmp_classifier *teacher, lmp_dataset *t
     int n = ts->n, L = teacher->num_labels, use_cache = lmp_param_bool(st, "teacher_cache");
     char *path = use_cache ? cache_path(st, td, "train") : NULL;
     int hit = use_cache && cache_read(st, path, n, L, logits), rc = 0;
+    if (lmp_dist_size() > 1) { /* under mpirun: reuse the file only if every rank could read it */
+        int all = hit;
+        lmp_dist_sum_ints(&all, 1);
+        hit = all == lmp_dist_size();
+    }
     if (hit) {
         lmp_info(st, "teacher logits of %d train examples read from the cache (%s)", n, path);
     } else {
@@ -158,7 +164,7 @@ static int teacher_logits(lmp_stage *st, lmp_classifier *teacher, lmp_dataset *t
                                  i / (size_t)L + 1);
             }
         lmp_info(st, "teacher logits of %d train examples computed in %.1f s", n, lmp_now() - t0);
-        if (use_cache && cache_write(path, n, L, logits) != 0)
+        if (use_cache && lmp_dist_writer() && cache_write(path, n, L, logits) != 0)
             lmp_warn(st, "could not cache the teacher's logits: %s", lmp_errmsg());
     }
     lmp_log_metric(st, "teacher_cache_hit", -1, hit);

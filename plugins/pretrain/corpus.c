@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "corpus.h"
+#include "dist.h"
 #include "util.h"
 
 void corpus_files_free(char **files)
@@ -128,7 +129,7 @@ int corpus_tokens(lmp_stage *st, lmp_tokenizer *tok, char **files, int nfiles, i
         }
         lmp_progress(st, "tokenize files", i + 1, nfiles);
     }
-    if (rc == 0) {
+    if (rc == 0 && lmp_dist_writer()) { /* under mpirun rank 0 writes the caches */
         char *dir = lmp_strfmt("%s/tokens", lmp_cachedir(st));
         lmp_atomic_file af;
         uint64_t c64 = count;

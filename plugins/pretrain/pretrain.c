@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 
 #include "ckptdir.h"
+#include "dist.h"
+#include "run.h"
 #include "corpus.h"
 #include "lm.h"
 #include "stages.h"
@@ -248,7 +250,12 @@ static int run(lmp_stage *st)
         goto fail;
     int64_t every_ckpt = lmp_param_int(st, "checkpoint_every");
     if (every_ckpt > 0) ckpt = checkpoint_dir(st, seed, tok->digest, ids, n);
-    if (ckpt && lmp_param_bool(st, "resume") && lmp_ckptdir_recover(ckpt)) {
+    /* under mpirun rank 0 owns the checkpoint: it decides whether to resume
+     * and the other ranks read the same folder (the data home is shared) */
+    int writer = lmp_dist_writer();
+    long resume = ckpt && lmp_param_bool(st, "resume") && (!writer || lmp_ckptdir_recover(ckpt));
+    if (lmp_dist_size() > 1) lmp_dist_bcast_long(&resume);
+    if (resume) {
         if (lmp_lm_trainer_load(tr, ckpt, NULL) != 0) goto fail;
         lmp_info(st, "resuming from %s at step %d", ckpt, tr->step);
     }
@@ -270,8 +277,10 @@ static int run(lmp_stage *st)
     double t_train = 0;
     int64_t tokens_timed = 0;
     while (tr->step < o.steps) {
-        if (lmp_interrupted()) {
-            if (ckpt && lmp_lm_trainer_save(tr, ckpt, NULL) == 0)
+        /* several ranks stop together, at the step whose reduction told them */
+        if (lmp_dist_size() > 1 ? tr->stop : lmp_interrupted()) {
+            lmp_set_interrupted();
+            if (ckpt && writer && lmp_lm_trainer_save(tr, ckpt, NULL) == 0)
                 lmp_error("interrupted at step %d (checkpoint saved; run again to resume)", tr->step);
             else
                 lmp_error("interrupted at step %d", tr->step);
@@ -296,10 +305,10 @@ static int run(lmp_stage *st)
         if (nval && every_eval > 0 && info.step % every_eval == 0 && info.step < o.steps &&
             evaluate(st, m, ids + ntrain, nval, o.B, o.T, eval_windows, info.step) != 0)
             goto fail;
-        if (every_sample > 0 && info.step % every_sample == 0 && info.step < o.steps &&
+        if (writer && every_sample > 0 && info.step % every_sample == 0 && info.step < o.steps &&
             log_sample(st, m, tok, info.step, seed) != 0)
             goto fail;
-        if (ckpt && info.step % every_ckpt == 0 && info.step < o.steps &&
+        if (ckpt && writer && info.step % every_ckpt == 0 && info.step < o.steps &&
             lmp_lm_trainer_save(tr, ckpt, NULL) != 0)
             goto fail;
     }
@@ -309,12 +318,12 @@ static int run(lmp_stage *st)
     }
     lmp_log_metric(st, "train_tokens", -1, (double)tr->tokens_seen);
     if (nval && evaluate(st, m, ids + ntrain, nval, o.B, o.T, 0, -1) != 0) goto fail;
-    if (log_sample(st, m, tok, tr->step, seed) != 0) goto fail;
+    if (writer && log_sample(st, m, tok, tr->step, seed) != 0) goto fail;
     lmp_lm_trainer_free(tr);
     tr = NULL;
     free(ids);
     ids = NULL;
-    if (ckpt) lmp_remove_tree(ckpt);
+    if (ckpt && writer) lmp_remove_tree(ckpt);
     free(ckpt);
     lmp_lm *lm;
     if (lmp_lm_new(m, lmp_tokenizer_ref(tok), &lm) != 0) {

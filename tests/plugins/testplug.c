@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "lmpipe.h"
 #include "util.h"
 
@@ -74,10 +75,13 @@ static int sink_run(lmp_stage *st)
 }
 
 static const lmp_param fail_params[] = {
-    {"message", LMP_STRING, "boom", LMP_UNBOUNDED, NULL, "the error"}, LMP_PARAM_END};
+    {"message", LMP_STRING, "boom", LMP_UNBOUNDED, NULL, "the error"},
+    {"rank", LMP_INT, "-1", -1, 1 << 20, NULL, "fail on this MPI rank only (-1: on every rank)"}, LMP_PARAM_END};
 static int fail_run(lmp_stage *st)
 {
     lmp_log_metric(st, "before_failure", 0, 42);
+    int64_t rank = lmp_param_int(st, "rank");
+    if (rank >= 0 && rank != lmp_dist_rank()) return 0;
     return lmp_error("%s", lmp_param_str(st, "message"));
 }
 
@@ -165,7 +169,7 @@ static const lmp_stage_def stages[] = {
      .run = sink_run},
     {.name = "maybe-sink", .description = "consumes a number if there is one", .params = sink_params,
      .consumes = number_in_opt, .run = sink_run},
-    {.name = "fail", .description = "always fails", .params = fail_params, .run = fail_run},
+    {.name = "fail", .description = "fails (on every rank, or on one: rank=N)", .params = fail_params, .run = fail_run},
     {.name = "spin", .description = "logs metrics until done or interrupted", .params = spin_params,
      .run = spin_run},
     {.name = "bump", .description = "adds one to a number it takes over", .params = sink_params,
