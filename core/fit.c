@@ -155,6 +155,7 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
         if (o->shuffle) shuffle(order, train->n, &rng);
         double loss_sum = 0, part_sum[LMP_FIT_MAX_PARTS] = {0};
         int seen = 0;
+        double t_epoch = lmp_now(), t_reduce = lmp_dist_reduce_seconds();
         if (ranks > 1) {
             memset(pred, 0, (size_t)train->n * sizeof *pred);
             memset(gold, 0, (size_t)train->n * sizeof *gold);
@@ -238,6 +239,10 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
             if (stop > 0 || (stop < 0 && lmp_interrupted())) rc = lmp_error("interrupted at step %d", step);
         }
         if (rc != 0) break;
+        /* the epoch's training time (evaluation excluded), and with several
+         * ranks the part of it spent summing gradients */
+        lmp_log_metric(st, "train_seconds", epoch + 1, lmp_now() - t_epoch);
+        if (ranks > 1) lmp_log_metric(st, "allreduce_seconds", epoch + 1, lmp_dist_reduce_seconds() - t_reduce);
         if (ranks > 1) {
             lmp_dist_sum_ints(pred, (size_t)seen);
             lmp_dist_sum_ints(gold, (size_t)seen);

@@ -10,7 +10,9 @@
  * lmp_fit_opts_read (which checks them) before it does anything costly, and
  * calls lmp_fit.  Logged: per step `loss`, `lr`, `grad_norm` and each named
  * part of the loss; per epoch `train_loss`, `train_acc`, `train_mcc` (running,
- * in training mode) and `train_<part>`, and `dev_loss` (cross-entropy),
+ * in training mode) and `train_<part>`, `train_seconds` (the epoch's
+ * steps) and under mpirun `allreduce_seconds` (of them, summing gradients
+ * over the ranks), and `dev_loss` (cross-entropy),
  * `dev_acc`, `dev_mcc` (a full pass in evaluation mode); `best_epoch`.
  */
 #ifndef LMP_FIT_H

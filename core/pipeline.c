@@ -623,7 +623,7 @@ static int check_wiring(lmp_pipeline *p, int si)
     int nin = 0;
     for (const lmp_port *q = d->consumes; q && q->name; q++) nin++;
     st->inputs = mallocCheck((size_t)(nin ? nin : 1) * sizeof *st->inputs);
-    for (int i = 0; i < nin; i++) st->inputs[i] = (lmp_binding){-1, -1};
+    for (int i = 0; i < nin; i++) st->inputs[i] = (lmp_binding){-1, -1, 0};
     for (int k = 0; k < st->nwires; k++) {
         lmp_setting *w = &st->wires[k];
         char *at = where(w->file, w->line);
@@ -654,7 +654,7 @@ static int check_wiring(lmp_pipeline *p, int si)
                 rc = lmp_error("%s: stage '%s': input '%s' takes a '%s' artifact, but stage '%s' (%s) %s", at,
                                st->name, w->key, want, src, p->stages[j].type,
                                op < 0 ? "produces none" : "produces another type there");
-            if (rc == 0) st->inputs[in] = (lmp_binding){j, op};
+            if (rc == 0) st->inputs[in] = (lmp_binding){j, op, 0};
         }
         free(src);
     next:
@@ -667,7 +667,7 @@ static int check_wiring(lmp_pipeline *p, int si)
         for (int j = si - 1; j >= 0 && st->inputs[i].stage < 0; j--) {
             const lmp_port *prod = p->stages[j].entry->def->produces;
             for (int q = 0; prod && prod[q].name; q++)
-                if (strcmp(prod[q].type, in->type) == 0) st->inputs[i] = (lmp_binding){j, q};
+                if (strcmp(prod[q].type, in->type) == 0) st->inputs[i] = (lmp_binding){j, q, 1};
         }
         if (st->inputs[i].stage < 0 && !in->optional) {
             char *at = where(st->file, st->line);

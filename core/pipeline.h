@@ -33,6 +33,7 @@ typedef struct {
 typedef struct {
     int stage; /* index of the producing stage */
     int port;  /* index into its def->produces */
+    int automatic; /* wired by type to the latest producer, not by @port=stage */
 } lmp_binding;
 
 typedef struct {

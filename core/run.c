@@ -132,6 +132,9 @@ static lmp_value *input_value(lmp_stage *st, const char *port)
     lmp_binding b = st->ps->inputs[i];
     if (b.stage < 0) return NULL;
     lmp_value *v = &st->run->outputs[b.stage][b.port];
+    /* an optional input wired by type to a value another stage has taken
+     * over is simply absent (an explicit @port=stage is an error, below) */
+    if (v->taken_by && b.automatic && st->def->consumes[i].optional) return NULL;
     return v->present || v->taken_by ? v : NULL;
 }
 
@@ -518,6 +521,7 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
         lmp_binding b = ps->inputs[k];
         if (b.stage < 0) continue;
         lmp_value *v = &rc->outputs[b.stage][b.port];
+        if (v->taken_by && b.automatic && st.def->consumes[k].optional) continue;
         if (v->taken_by)
             return lmp_error("stage '%s' needs input '%s' from stage '%s', but stage '%s' took it over; "
                              "wire '%s' to '%s' instead",

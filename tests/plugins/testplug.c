@@ -66,11 +66,16 @@ static int source_run(lmp_stage *st)
     return lmp_output(st, "out", v);
 }
 
-static const lmp_param sink_params[] = {LMP_PARAM_END};
+static const lmp_param sink_params[] = {
+    {"take", LMP_BOOL, "false", LMP_UNBOUNDED, NULL, "take the number over (lmp_input_take) and free it"},
+    LMP_PARAM_END};
+static const lmp_param no_params[] = {LMP_PARAM_END};
 static int sink_run(lmp_stage *st)
 {
-    double *v = lmp_input(st, "in");
+    int take = lmp_param_bool(st, "take");
+    double *v = take ? lmp_input_take(st, "in") : lmp_input(st, "in");
     lmp_log_metric(st, "seen", -1, v ? *v : -999);
+    if (take) free(v);
     return 0;
 }
 
@@ -172,7 +177,7 @@ static const lmp_stage_def stages[] = {
     {.name = "fail", .description = "fails (on every rank, or on one: rank=N)", .params = fail_params, .run = fail_run},
     {.name = "spin", .description = "logs metrics until done or interrupted", .params = spin_params,
      .run = spin_run},
-    {.name = "bump", .description = "adds one to a number it takes over", .params = sink_params,
+    {.name = "bump", .description = "adds one to a number it takes over", .params = no_params,
      .consumes = number_in, .produces = number_out, .run = bump_run},
     {.name = "fetch", .description = "a number from a sub-run", .params = fetch_params, .produces = number_out,
      .run = fetch_run},
