@@ -295,7 +295,7 @@ int lmp_cli_show(int argc, char **argv)
         const char *title, *sql;
     } parts[] = {
         {"run", "SELECT r.id, e.name AS experiment, r.pipeline, r.status, r.seed, r.host, r.lmpipe_version AS version,"
-                " r.started_at, r.finished_at, s.duration_s AS seconds, coalesce(r.error, '') AS error"
+                " r.world_size AS ranks, coalesce(r.sweep_id, '') AS sweep, r.started_at, r.finished_at, s.duration_s AS seconds, coalesce(r.error, '') AS error"
                 " FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN run_summary s ON s.run_id = r.id"
                 " WHERE r.id = ?"},
         {"stages", "SELECT stage, plugin, plugin_version AS version, status, round(seconds, 3) AS seconds,"
