@@ -27,12 +27,15 @@ static void adam_core(float *params, const float *grads, float *m, float *v, siz
     float decay = (float)(1.0 - lr * decoupled_decay);
     float b1 = (float)beta1, b2 = (float)beta2, b1c = (float)(1.0 - beta1),
           b2c = (float)(1.0 - beta2), fe = (float)eps, fl2 = (float)l2;
-    int decoupled = decoupled_decay != 0.0;
-    #pragma omp parallel for if (n >= OPTIM_OMP_MIN)
+    /* Branch-free so that it vectorises (simd: per element the same
+     * operations in the same order as a scalar loop; sqrt and division are
+     * exact): without L2, fl2 = 0 adds 0 to g; without decoupled decay,
+     * decay = 1 leaves p as it is. */
+    #pragma omp parallel for simd if (n >= OPTIM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float p = params[i], g = grads[i];
-        if (fl2 != 0.0f) g += fl2 * p;
-        if (decoupled) p *= decay;
+        g += fl2 * p;
+        p *= decay;
         float mi = b1 * m[i] + b1c * g;
         float vi = b2 * v[i] + b2c * g * g;
         m[i] = mi;
@@ -61,7 +64,8 @@ float clip_grad_norm(float *const *grads, const size_t *ns, int count, float max
         if (!g) continue;
         size_t n = ns[k];
         double s = 0;
-        #pragma omp parallel for reduction(+:s) if (n >= OPTIM_OMP_MIN)
+        /* in double, so the vectorised order of the sum does not matter */
+        #pragma omp parallel for simd reduction(+:s) if (n >= OPTIM_OMP_MIN)
         for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
         sumsq += s;
     }
@@ -72,7 +76,7 @@ float clip_grad_norm(float *const *grads, const size_t *ns, int count, float max
         float *g = grads[k];
         if (!g) continue;
         size_t n = ns[k];
-        #pragma omp parallel for if (n >= OPTIM_OMP_MIN)
+        #pragma omp parallel for simd if (n >= OPTIM_OMP_MIN)
         for (size_t i = 0; i < n; i++) g[i] *= coef;
     }
     return (float)norm;
