@@ -44,7 +44,7 @@ int lmp_cli_usage_error(const char *cmd, const char *usage, const char *fmt, con
     return 2;
 }
 
-static int parse_id(const char *s, int64_t *id)
+int lmp_cli_parse_id(const char *s, int64_t *id)
 {
     char *end;
     errno = 0;
@@ -105,7 +105,7 @@ int lmp_cli_run_args_parse(int argc, char **argv, const char *cmd, const char *u
                 a->opts.experiment = v;
             } else {
                 int64_t seed;
-                if (parse_id(v, &seed) != 0 && strcmp(v, "0") != 0)
+                if (lmp_cli_parse_id(v, &seed) != 0 && strcmp(v, "0") != 0)
                     return lmp_cli_usage_error(cmd, usage, "--seed %s: expected a non-negative integer", v);
                 a->opts.seed = strcmp(v, "0") == 0 ? 0 : (uint64_t)seed;
             }
@@ -218,10 +218,10 @@ int lmp_cli_runs(int argc, char **argv)
     const char *experiment = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-            if (parse_id(argv[++i], &limit) != 0)
+            if (lmp_cli_parse_id(argv[++i], &limit) != 0)
                 return lmp_cli_usage_error("runs", usage, "--limit %s: expected a positive integer", argv[i]);
         } else if (strcmp(argv[i], "--sweep") == 0 && i + 1 < argc) {
-            if (parse_id(argv[++i], &sweep) != 0)
+            if (lmp_cli_parse_id(argv[++i], &sweep) != 0)
                 return lmp_cli_usage_error("runs", usage, "--sweep %s: expected a positive integer", argv[i]);
         } else if (strcmp(argv[i], "--experiment") == 0 && i + 1 < argc) {
             experiment = argv[++i];
@@ -282,7 +282,7 @@ int lmp_cli_show(int argc, char **argv)
     }
     int64_t id;
     if (argc != 2) return lmp_cli_usage_error("show", usage, "%s", "expected one run id");
-    if (parse_id(argv[1], &id) != 0) return lmp_cli_usage_error("show", usage, "'%s' is not a run id", argv[1]);
+    if (lmp_cli_parse_id(argv[1], &id) != 0) return lmp_cli_usage_error("show", usage, "'%s' is not a run id", argv[1]);
     lmp_store *s;
     int rc = open_existing("show", &s, 1);
     if (rc) return rc;
@@ -330,7 +330,7 @@ int lmp_cli_compare(int argc, char **argv)
     int n = argc - 1;
     int64_t *ids = mallocCheck((size_t)n * sizeof *ids);
     for (int i = 0; i < n; i++)
-        if (parse_id(argv[i + 1], &ids[i]) != 0) {
+        if (lmp_cli_parse_id(argv[i + 1], &ids[i]) != 0) {
             free(ids);
             return lmp_cli_usage_error("compare", usage, "'%s' is not a run id", argv[i + 1]);
         }

@@ -5,6 +5,7 @@
 #ifndef LMP_CLI_H
 #define LMP_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "pipeline.h"
@@ -30,6 +31,8 @@ int lmp_cli_sweep(int argc, char **argv);
 
 /* Shared by the commands: "--help" anywhere in argv. */
 int lmp_cli_wants_help(int argc, char **argv);
+/* A positive decimal id (run, sweep): 0, or -1 when s is not one. */
+int lmp_cli_parse_id(const char *s, int64_t *id);
 /* Print "lmpipe CMD: <lmp_errmsg()>" and return code. */
 int lmp_cli_fail(const char *cmd, int code);
 /* Print "lmpipe CMD: <fmt with arg>" and the usage line; return 2. */

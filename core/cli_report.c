@@ -32,16 +32,6 @@ static int usage_error(const char *cmd, const char *usage, const char *msg, cons
     return 2;
 }
 
-static int parse_id(const char *s, int64_t *id)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v <= 0) return -1;
-    *id = v;
-    return 0;
-}
-
 /* ------------------------------------------------------------ reading */
 
 /* Run `sql` with every '?' bound to `id`; call `row` for each result row. */
@@ -390,7 +380,7 @@ int lmp_cli_plot(int argc, char **argv)
             }
             if (argv[i][2] == 'm') only[nonly++] = argv[++i];
             else out = argv[++i];
-        } else if (parse_id(argv[i], &ids[n]) == 0) {
+        } else if (lmp_cli_parse_id(argv[i], &ids[n]) == 0) {
             n++;
         } else {
             rc = usage_error("plot", PLOT_USAGE, argv[i][0] == '-' ? "unknown option " : "not a run id: ", argv[i]);
@@ -920,7 +910,7 @@ int lmp_cli_report(int argc, char **argv)
                 goto done;
             }
             out = argv[++i];
-        } else if (parse_id(argv[i], &ids[n]) == 0) {
+        } else if (lmp_cli_parse_id(argv[i], &ids[n]) == 0) {
             n++;
         } else {
             rc = usage_error("report", REPORT_USAGE, argv[i][0] == '-' ? "unknown option " : "not a run id: ",

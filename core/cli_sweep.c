@@ -75,6 +75,21 @@ static void combination(const axis *axes, int naxes, long c, char **over, uint64
     lmp_sbuf_printf(desc, "%sseed=%llu", k ? " " : "", (unsigned long long)*seed);
 }
 
+/* Combination c of the grid as a checked pipeline, its seed and its
+ * description; 0, or the exit code after the error was printed. */
+static int load_combination(const lmp_cli_run_args *a, const axis *axes, int naxes, int has_seeds, long c,
+                            lmp_pipeline **p, uint64_t *seed, lmp_sbuf *desc)
+{
+    char **over = callocCheck((size_t)naxes + 1, sizeof *over);
+    *seed = a->opts.seed;
+    combination(axes, naxes, c, over, seed, desc);
+    int nover = has_seeds ? naxes - 1 : naxes;
+    int r = lmp_cli_load_pipeline("sweep", a, over, nover, p);
+    for (int i = 0; i < nover; i++) free(over[i]);
+    free(over);
+    return r;
+}
+
 int lmp_cli_sweep(int argc, char **argv)
 {
     if (lmp_cli_wants_help(argc, argv)) {
@@ -111,7 +126,6 @@ int lmp_cli_sweep(int argc, char **argv)
     lmp_store *store = NULL;
     lmp_sbuf grid = {0};
     long total = 1;
-    char **over = NULL;
     if (rc != 0) goto out;
     rc = 2;
     axes = callocCheck((size_t)a.noverrides + 1, sizeof *axes);
@@ -161,15 +175,11 @@ int lmp_cli_sweep(int argc, char **argv)
         goto out;
     }
     /* every combination checks before any runs */
-    over = callocCheck((size_t)naxes + 1, sizeof *over);
     for (long c = 0; c < total; c++) {
         lmp_sbuf desc = {0};
-        uint64_t seed = a.opts.seed;
-        combination(axes, naxes, c, over, &seed, &desc);
-        int nover = seeds ? naxes - 1 : naxes;
+        uint64_t seed;
         lmp_pipeline *p;
-        int r = lmp_cli_load_pipeline("sweep", &a, over, nover, &p);
-        for (int i = 0; i < nover; i++) free(over[i]);
+        int r = load_combination(&a, axes, naxes, seeds != NULL, c, &p, &seed, &desc);
         if (r != 0) fprintf(stderr, "lmpipe sweep: (in combination %ld: %s)\n", c + 1, desc.s);
         lmp_sbuf_free(&desc);
         lmp_pipeline_free(p);
@@ -207,12 +217,9 @@ int lmp_cli_sweep(int argc, char **argv)
     int counts[2] = {0, 0}; /* runs done, runs failed */
     for (long c = me; c < total && !lmp_interrupted(); c += world) {
         lmp_sbuf desc = {0};
-        uint64_t seed = a.opts.seed;
-        combination(axes, naxes, c, over, &seed, &desc);
-        int nover = seeds ? naxes - 1 : naxes;
+        uint64_t seed;
         lmp_pipeline *p;
-        int r = lmp_cli_load_pipeline("sweep", &a, over, nover, &p);
-        for (int i = 0; i < nover; i++) free(over[i]);
+        int r = load_combination(&a, axes, naxes, seeds != NULL, c, &p, &seed, &desc);
         int64_t run_id = 0;
         if (r == 0) {
             lmp_run_opts o = a.opts;
@@ -236,7 +243,6 @@ int lmp_cli_sweep(int argc, char **argv)
                 sweep_id, counts[0], total, counts[1], sweep_id);
     rc = counts[1] > 0 || counts[0] < total ? 1 : 0;
 out:
-    free(over);
     lmp_store_close(store);
     lmp_sbuf_free(&grid);
     axes_free(axes, naxes);

@@ -14,27 +14,14 @@
 #include "bpe.h"
 #include "cli_tokenize.h"
 #include "util.h"
+#include "testutil.h"
 
 static char tmp[64];
 
-static void make_tmp(void)
-{
-    strcpy(tmp, "/tmp/lmp_bpeXXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp));
-}
+static void make_tmp(void) { test_mkdtemp(tmp, "bpe"); }
+static void remove_tmp(void) { test_rmtree(tmp); }
 
-static void remove_tmp(void)
-{
-    char *cmd = lmp_strfmt("rm -rf '%s'", tmp);
-    ck_assert_int_eq(system(cmd), 0);
-    free(cmd);
-}
-
-static char *fixture(const char *rel)
-{
-    const char *top = getenv("top_srcdir");
-    return lmp_strfmt("%s/tests/fixtures/bpe/%s", top ? top : ".", rel);
-}
+static char *fixture(const char *rel) { return test_fixture("bpe", rel); }
 
 static void put(const char *name, const char *content)
 {
@@ -846,9 +833,6 @@ int main(void)
     tcase_add_test(tc, special_token_and_decode_errors);
     tcase_add_test(tc, cli_tokenize_detokenize);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 0);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

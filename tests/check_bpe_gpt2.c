@@ -15,6 +15,7 @@
 #include "bpe.h"
 #include "cli_tokenize.h"
 #include "util.h"
+#include "testutil.h"
 
 static char *data_dir, *gpt2_dir;
 static lmp_bpe *gpt2;
@@ -22,11 +23,7 @@ static lmp_bpe *gpt2;
 static const char *const CORPUS[] = { "code", "control", "edge", "numbers", "prose",
                                       "unicode", "whitespace" };
 
-static char *fixture(const char *rel)
-{
-    const char *top = getenv("top_srcdir");
-    return lmp_strfmt("%s/tests/fixtures/bpe/%s", top ? top : ".", rel);
-}
+static char *fixture(const char *rel) { return test_fixture("bpe", rel); }
 
 static void setup(void)
 {
@@ -284,10 +281,7 @@ int main(void)
     tcase_add_test(tc, long_and_invalid_input);
     tcase_add_test(tc, cli_default_vocab);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 0);
     for (int i = 0; i < 3; i++) free(need[i]);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "types.h"
 #include "util.h"
+#include "testutil.h"
 
 static char tmpdir[64];
 
@@ -399,9 +400,6 @@ int main(void)
     tcase_add_test(tc, cola_fixture);
     tcase_add_test(tc, cola_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 0);
     return failed ? 1 : 0;
 }

@@ -17,21 +17,12 @@
 #include "run.h"
 #include "store.h"
 #include "util.h"
+#include "testutil.h"
 
 static char tmpdir[64];
 
-static void make_tmpdir(void)
-{
-    strcpy(tmpdir, "/tmp/lmp_engineXXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void)
-{
-    char *cmd = lmp_strfmt("rm -rf %s", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-    free(cmd);
-}
+static void make_tmpdir(void) { test_mkdtemp(tmpdir, "engine"); }
+static void remove_tmpdir(void) { test_rmtree(tmpdir); }
 
 static char *plugin_file(const char *rel)
 {
@@ -574,9 +565,6 @@ int main(void)
     tcase_add_test(tc, store_concurrent_writers);
     tcase_add_test(tc, run_flow_cache_failure);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 0);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

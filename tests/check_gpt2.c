@@ -15,6 +15,7 @@
 #include "gpt2.h"
 #include "safetensors.h"
 #include "util.h"
+#include "testutil.h"
 
 #define TOL 1e-4f
 
@@ -29,11 +30,7 @@
 static char tmpdir[] = "/tmp/lmp_gpt2XXXXXX";
 static lmp_st *expst;
 
-static char *fixture(const char *name)
-{
-    const char *top = getenv("top_srcdir");
-    return lmp_strfmt("%s/tests/fixtures/gpt2/%s", top ? top : ".", name);
-}
+static char *fixture(const char *name) { return test_fixture("gpt2", name); }
 
 static lmp_gpt2 *load(const char *name)
 {
@@ -44,18 +41,7 @@ static lmp_gpt2 *load(const char *name)
     return m;
 }
 
-static const void *exp_get(const char *name, const char *dtype, int64_t *n)
-{
-    const void *d;
-    int64_t shape[LMP_ST_MAX_DIMS];
-    int nd;
-    ck_assert_msg(lmp_st_get(expst, name, dtype, &d, shape, &nd) == 0, "%s", lmp_errmsg());
-    if (n) {
-        *n = 1;
-        for (int i = 0; i < nd; i++) *n *= shape[i];
-    }
-    return d;
-}
+static const void *exp_get(const char *name, const char *dtype, int64_t *n) { return test_st_get(expst, name, dtype, n); }
 
 /* max |logits - expected| over the three reference sequences */
 static float logits_error(lmp_gpt2 *m)
@@ -879,11 +865,7 @@ int main(void)
     tcase_add_test(tc, cli_generate_and_perplexity);
     tcase_add_test(tc, cli_text);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 1);
     lmp_st_close(expst);
     char *cmd = lmp_strfmt("rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) failed++;

@@ -12,6 +12,7 @@
 #include "gpt2.h"
 #include "safetensors.h"
 #include "util.h"
+#include "testutil.h"
 
 /* max |g - g_ref| / max |g_ref| per tensor (a norm-relative error: small
  * entries of a tensor are not held to a relative bound of their own) */
@@ -20,24 +21,9 @@
 static lmp_st *ref;
 static int quiet; /* grads_error: don't report tensors over the tolerance */
 
-static char *fixture(const char *name)
-{
-    const char *top = getenv("top_srcdir");
-    return lmp_strfmt("%s/tests/fixtures/gpt2/%s", top ? top : ".", name);
-}
+static char *fixture(const char *name) { return test_fixture("gpt2", name); }
 
-static const void *ref_get(const char *name, const char *dtype, int64_t *n)
-{
-    const void *d;
-    int64_t shape[LMP_ST_MAX_DIMS];
-    int nd;
-    ck_assert_msg(lmp_st_get(ref, name, dtype, &d, shape, &nd) == 0, "%s", lmp_errmsg());
-    if (n) {
-        *n = 1;
-        for (int i = 0; i < nd; i++) *n *= shape[i];
-    }
-    return d;
-}
+static const void *ref_get(const char *name, const char *dtype, int64_t *n) { return test_st_get(ref, name, dtype, n); }
 
 /* The tiny model, writable, every tensor registered with flags from fn. */
 static lmp_gpt2 *trainable(lmp_params_group *g, lmp_gpt2_flags_fn fn, void *user)
@@ -343,11 +329,7 @@ int main(void)
     tcase_add_test(tc, finite_differences_end_to_end);
     tcase_add_test(tc, shapes_change_and_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 1);
     lmp_st_close(ref);
     return failed ? 1 : 0;
 }

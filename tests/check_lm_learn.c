@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "trainer.h"
 #include "util.h"
+#include "testutil.h"
 
 static char *path;
 
@@ -71,11 +72,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, learns_moby_dick);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 1);
     free(path);
     return failed ? 1 : 0;
 }

@@ -28,6 +28,7 @@
 #include "nn.h"
 #include "safetensors.h"
 #include "util.h"
+#include "testutil.h"
 
 #define GRAD_TOL 1e-3
 #define STEP_TOL 1e-3
@@ -35,37 +36,12 @@
 static lmp_st *ref;
 static char tmpdir[64];
 
-static char *fixture(const char *rel)
-{
-    const char *top = getenv("top_srcdir");
-    return lmp_strfmt("%s/tests/fixtures/%s", top ? top : ".", rel);
-}
+static char *fixture(const char *rel) { return test_fixture(NULL, rel); }
 
-static const void *ref_get(const char *name, const char *dtype, int64_t *n)
-{
-    const void *d;
-    int64_t shape[LMP_ST_MAX_DIMS];
-    int nd;
-    ck_assert_msg(lmp_st_get(ref, name, dtype, &d, shape, &nd) == 0, "%s", lmp_errmsg());
-    if (n) {
-        *n = 1;
-        for (int i = 0; i < nd; i++) *n *= shape[i];
-    }
-    return d;
-}
+static const void *ref_get(const char *name, const char *dtype, int64_t *n) { return test_st_get(ref, name, dtype, n); }
 
-static void make_tmpdir(void)
-{
-    strcpy(tmpdir, "/tmp/lmp_loraXXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void)
-{
-    char *cmd = lmp_strfmt("rm -rf %s", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-    free(cmd);
-}
+static void make_tmpdir(void) { test_mkdtemp(tmpdir, "lora"); }
+static void remove_tmpdir(void) { test_rmtree(tmpdir); }
 
 /* The tiny GPT-2 as a 2-label classifier with the fixture's head. */
 static lmp_classifier *classifier(void)
@@ -865,11 +841,7 @@ int main(void)
     tcase_add_test(tc, output_scaling_adapter_after_lora);
     tcase_add_test(tc, peft_validation_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 1);
     lmp_st_close(ref);
     return failed ? 1 : 0;
 }

@@ -12,6 +12,7 @@
 
 #include "metrics.h"
 #include "util.h"
+#include "testutil.h"
 
 #define EPS 1e-12
 
@@ -207,9 +208,6 @@ int main(void)
     tcase_add_test(tc, degenerate);
     tcase_add_test(tc, against_reference);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 0);
     return failed ? 1 : 0;
 }

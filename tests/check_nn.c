@@ -24,6 +24,7 @@
 #define NN_GEMM cblas_dgemm
 #define NN_GEMV cblas_dgemv
 #include "nn_impl.h"
+#include "testutil.h"
 
 #ifndef FD_TOL
 #define FD_TOL 1e-6  /* double backward vs central differences, per element */
@@ -70,29 +71,10 @@ static double dot(const double *a, const double *b, size_t n)
     for (size_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
-static double maxabs(const double *a, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
-    return m;
-}
-
-/* Per-element relative error, with a floor of 1e-3 of the tensors' scale so
- * that entries that should be ~0 are judged on an absolute scale. */
-static double rel_err(const double *a, const double *b, size_t n)
-{
-    double scale = fmax(maxabs(a, n), maxabs(b, n)), e = 0;
-    if (scale == 0) return 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fmax(fmax(fabs(a[i]), fabs(b[i])), 1e-3 * scale);
-        e = fmax(e, fabs(a[i] - b[i]) / d);
-    }
-    return e;
-}
 /* float result vs double reference: max abs difference over the reference's max. */
 static double rel_err_f(const float *f, const double *d, size_t n)
 {
-    double scale = maxabs(d, n), e = 0;
+    double scale = test_maxabs(d, n), e = 0;
     for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)f[i] - d[i]));
     if (scale == 0) return e;
     return e / scale;
@@ -124,9 +106,9 @@ static double fd_err(loss_fn L, void *ctx, double *x, size_t n, const double *gr
         num[i] = (lp - lm) / (2 * h);
     }
     L(ctx); /* leave the context's outputs as they are at x, not x - h */
-    double e = rel_err(grad, num, n);
+    double e = test_rel_err(grad, num, n);
     /* a gradient that is all zero would make the comparison vacuous */
-    ck_assert_msg(maxabs(num, n) > 1e-8, "finite differences are all zero");
+    ck_assert_msg(test_maxabs(num, n) > 1e-8, "finite differences are all zero");
     return e;
 }
 #define CHECK_FD(what, L, ctx, x, n, grad) do { \
@@ -469,7 +451,7 @@ static void attention_case(const int *mask)
                 .out = out, .G = G, .nout = no };
     L_attention(&c);
     attention_ref(ref, qkv, mask, B, T, C, NH);
-    ck_assert_double_le(rel_err(out, ref, no), 1e-12);
+    ck_assert_double_le(test_rel_err(out, ref, no), 1e-12);
     double *dqkv = dz(nq), *scratch = dz(na);
     attention_backward_f64(dqkv, scratch, G, qkv, att, B, T, C, NH);
     CHECK_FD("attention dqkv", L_attention, &c, qkv, nq, dqkv);
@@ -535,7 +517,7 @@ START_TEST(attention_gpt2_shape)
     double *dq = dz(nq), *s = dz(na), *ref = dz(no);
     attention_forward_f64(out, att, qkv, NULL, B, T, C, NH);
     attention_ref(ref, qkv, NULL, B, T, C, NH);
-    ck_assert_double_le(rel_err(out, ref, no), 1e-12);
+    ck_assert_double_le(test_rel_err(out, ref, no), 1e-12);
     attention_backward_f64(dq, s, G, qkv, att, B, T, C, NH);
     float *fq = tof(qkv, nq), *fG = tof(G, no), *fo = fz(no), *fa = fz(na), *fs = fz(na);
     float *fd = fz(nq);
@@ -889,9 +871,6 @@ static Suite *nn_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(nn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(nn_suite(), 0);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "optim.h"
+#include "testutil.h"
 
 /* lmp_errmsg() must equal the formatted message. */
 #define ASSERT_ERRF(...) do { \
@@ -348,9 +349,6 @@ static Suite *optim_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(optim_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(optim_suite(), 0);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -43,6 +43,7 @@
 #define RNN_FN(name) name##_f64
 #define RNN_GEMM cblas_dgemm
 #include "rnn_impl.h"
+#include "testutil.h"
 
 #define RNN_MAX_T (3 + 8 * RNN_MAX_LAYERS)
 /* Double backward vs central differences (h = 1e-5), per element with a floor
@@ -56,30 +57,12 @@
 
 static lmp_rng rng;
 
-static double maxabs(const double *a, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
-    return m;
-}
-
-/* Per-element relative error, floored at 1e-3 of the tensors' scale (as check_nn). */
-static double rel_err(const double *a, const double *b, size_t n)
-{
-    double scale = fmax(maxabs(a, n), maxabs(b, n)), e = 0;
-    if (scale == 0) return 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fmax(fmax(fabs(a[i]), fabs(b[i])), 1e-3 * scale);
-        e = fmax(e, fabs(a[i] - b[i]) / d);
-    }
-    return e;
-}
 
 static double rel_err_fd(const float *a, const double *b, size_t n)
 {
     double *x = mallocCheck(n * sizeof *x);
     for (size_t i = 0; i < n; i++) x[i] = a[i];
-    double e = rel_err(x, b, n);
+    double e = test_rel_err(x, b, n);
     free(x);
     return e;
 }
@@ -164,8 +147,8 @@ static void fd_case(int cell, int layers, int bidir, int pooling, float dropout)
         int nd;
         lmp_rnn_tensor_info(&c, i, name, sizeof name, shape, &nd);
         /* embedding rows of unused ids are 0 on both sides; every other tensor must have a gradient */
-        ck_assert_msg(maxabs(num, m.n[i]) > 1e-8, "%s %s: finite differences all zero", lmp_rnn_cell_name(cell), name);
-        double e = rel_err(m.g[i], num, m.n[i]);
+        ck_assert_msg(test_maxabs(num, m.n[i]) > 1e-8, "%s %s: finite differences all zero", lmp_rnn_cell_name(cell), name);
+        double e = test_rel_err(m.g[i], num, m.n[i]);
         if (getenv("FD_DEBUG") && e > 1e-7)
             for (size_t k = 0; k < m.n[i]; k++) fprintf(stderr, "%s[%zu] %.12g %.12g\n", name, k, m.g[i][k], num[k]);
         ck_assert_msg(e <= FD_TOL, "%s layers=%d bidir=%d %s dropout=%g: %s: finite-difference relative error %g",
@@ -289,7 +272,7 @@ START_TEST(torch_double)
         rnn_backward_f64(&m.w, &m.c, m.t, m.g, G);
         char key[96];
         snprintf(key, sizeof key, "c%d.logits", k);
-        double e = rel_err(logits, fx_get(key, "F64", NULL), (size_t)B * c.num_labels);
+        double e = test_rel_err(logits, fx_get(key, "F64", NULL), (size_t)B * c.num_labels);
         ck_assert_msg(e <= TORCH_D_TOL, "case %d (%s): logits differ from torch by %g", k, lmp_st_metadata(fx, key), e);
         for (int i = 0; i < m.nt; i++) {
             char name[64];
@@ -297,7 +280,7 @@ START_TEST(torch_double)
             int nd;
             lmp_rnn_tensor_info(&c, i, name, sizeof name, shape, &nd);
             snprintf(key, sizeof key, "c%d.grad.%s", k, name);
-            e = rel_err(m.g[i], fx_get(key, "F64", NULL), m.n[i]);
+            e = test_rel_err(m.g[i], fx_get(key, "F64", NULL), m.n[i]);
             ck_assert_msg(e <= TORCH_D_TOL, "case %d: %s differs from torch by %g", k, key, e);
         }
         dm_free(&m);
@@ -417,12 +400,7 @@ END_TEST
 
 static char tmpdir[64];
 
-static void rm_tmpdir(void)
-{
-    char *cmd = lmp_strfmt("rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-    free(cmd);
-}
+static void rm_tmpdir(void) { test_rmtree(tmpdir); }
 
 static void write_text(const char *path, const char *text)
 {
@@ -594,7 +572,7 @@ START_TEST(kd_known_values)
     /* identical logits: nothing to learn */
     double z[3] = {0, 0, 0};
     ck_assert_double_eq_tol(kd_loss_forward_backward_f64(NULL, z, t3, t3, 1, 3, 4, LMP_KD_KL, 1), 0, 1e-15);
-    ck_assert_double_le(maxabs(z, 3), 1e-15);
+    ck_assert_double_le(test_maxabs(z, 3), 1e-15);
     /* MSE on logits: sum of squares per row, mean over rows, gradient 2 (s - t) / N */
     double ms[4] = {1, 2, 0, 0}, mt[4] = {0, 0, 0, 1}, mg[4] = {0};
     ck_assert_double_eq(kd_loss_forward_backward_f64(NULL, mg, ms, mt, 2, 2, 9, LMP_KD_MSE, 0.5), 3);
@@ -633,7 +611,7 @@ START_TEST(kd_fd)
             s[i] = old;
             num[i] = 0.7 * (lp - lm) / (2 * h);
         }
-        double e = rel_err(g, num, N * V);
+        double e = test_rel_err(g, num, N * V);
         ck_assert_msg(e <= FD_TOL, "kd %s: finite-difference relative error %g", kind ? "mse" : "kl", e);
         /* float kernel vs double, accumulating into a non-zero buffer */
         float sf[N * V], tf[N * V], gf[N * V], lf[N];
@@ -688,9 +666,6 @@ static Suite *rnn_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(rnn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(rnn_suite(), 0);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

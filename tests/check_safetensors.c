@@ -9,15 +9,12 @@
 #include <unistd.h>
 #include "safetensors.h"
 #include "util.h"
+#include "testutil.h"
 
 static char tmpdir[] = "/tmp/lmp_stXXXXXX";
 static int file_no;
 
-static char *fixture(const char *name)
-{
-    const char *top = getenv("top_srcdir");
-    return lmp_strfmt("%s/tests/fixtures/gpt2/%s", top ? top : ".", name);
-}
+static char *fixture(const char *name) { return test_fixture("gpt2", name); }
 
 /* A file made of the 8-byte length of `hdr` (or `hlen_override` when not 0),
  * the header text and `dlen` data bytes. */
@@ -249,11 +246,7 @@ int main(void)
     tcase_add_test(tc, corrupt_files);
     tcase_add_test(tc, misaligned_tensor_is_copied);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 1);
     char *cmd = lmp_strfmt("rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) failed++;
     free(cmd);

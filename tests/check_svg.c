@@ -13,6 +13,7 @@
 
 #include "svg.h"
 #include "util.h"
+#include "testutil.h"
 
 /* Tags balance, entities are known, and nothing is NaN/Inf.  Returns NULL or what is wrong. */
 static const char *check_xml(const char *s)
@@ -163,9 +164,6 @@ int main(void)
     tcase_add_test(tc, line_chart);
     tcase_add_test(tc, bar_chart);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 0);
     return failed ? 1 : 0;
 }

@@ -14,6 +14,7 @@
 #include "ckptdir.h"
 #include "trainer.h"
 #include "util.h"
+#include "testutil.h"
 
 static char tmpdir[] = "/tmp/lmp_trainerXXXXXX";
 
@@ -332,11 +333,7 @@ int main(void)
     tcase_add_test(tc, evaluation);
     tcase_add_test(tc, trainer_and_checkpoint_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 1);
     lmp_remove_tree(tmpdir);
     return failed ? 1 : 0;
 }

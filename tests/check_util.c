@@ -7,6 +7,7 @@
 #include <math.h>
 #include <sys/stat.h>
 #include "util.h"
+#include "testutil.h"
 
 START_TEST(sha256_vectors)
 {
@@ -97,9 +98,6 @@ int main(void)
     tcase_add_test(tc, atomic_write_and_read);
     tcase_add_test(tc, edit_distance_and_rng);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(s, 0);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
