@@ -19,7 +19,7 @@
 
 #include <cblas.h>
 
-#include "blas.h"
+#include "blasenv.h"
 #include "gpt2.h"
 
 static double now(void)
@@ -84,7 +84,7 @@ static lmp_gpt2 *load_or_die(const char *path)
 
 int main(int argc, char **argv)
 {
-    lmp_blas_select_kernels(argv); /* as the lmpipe command does (blas.h) */
+    lmp_blas_env_reexec(argv); /* as the lmpipe command does (blasenv.h) */
     if (argc >= 2 && strcmp(argv[1], "corename") == 0) {
         printf("%s\n", lmp_blas_corename());
         return 0;

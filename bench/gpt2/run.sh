@@ -24,7 +24,7 @@ cc -O2 -march=native -ffast-math -fopenmp -I"$top/core" -I"$top" "$top/bench/gpt
    -o "$work/bench_gen" -L"$top/core/.libs" -llmpipe -lopenblas -lm -Wl,-rpath,"$top/core/.libs"
 [ -f "$work/hf/model.safetensors" ] || { echo "making random 124M weights in $work ..."; $py "$top/bench/gpt2/peer.py" make "$work"; }
 
-# lmpipe selects OpenBLAS kernels itself (blas.h); the peer (which uses the
+# lmpipe selects OpenBLAS kernels itself (blasenv.h); the peer (which uses the
 # same libopenblas through libblas.so.3) runs both with the default kernels
 # and with lmpipe's choice, and is credited with the faster.
 core=$("$work/bench_gen" corename)

@@ -12,7 +12,7 @@
  *                                     shape, for the fraction of peak
  * Prints "key value" lines, the OpenBLAS kernel family among them.  Like the
  * lmpipe command, it first makes OpenBLAS use the right kernels for the CPU
- * (core/blas.h) unless OPENBLAS_CORETYPE is set.
+ * (core/blasenv.h) unless OPENBLAS_CORETYPE is set.
  */
 #include <cblas.h>
 #include <math.h>
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "blas.h"
+#include "blasenv.h"
 #include "gpt2_classifier.h"
 #include "lora.h"
 #include "nn.h"
@@ -127,7 +127,7 @@ static int sgemm_bench(int reps)
 
 int main(int argc, char **argv)
 {
-    lmp_blas_select_kernels(argv);
+    lmp_blas_env_reexec(argv);
     printf("kernel %s\n", lmp_blas_corename());
     if (argc == 6 && strcmp(argv[1], "step") == 0) return step_bench(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc == 3 && strcmp(argv[1], "sgemm") == 0) return sgemm_bench(atoi(argv[2]));

@@ -10,7 +10,7 @@
 #
 # Two settings: (1) both on the same, best OpenBLAS kernels for this CPU
 # (OPENBLAS_CORETYPE forced for both); (2) as each ships: lmpipe selects
-# those kernels itself (core/blas.h, re-exec), PyTorch keeps what Debian's
+# those kernels itself (core/blasenv.h, re-exec), PyTorch keeps what Debian's
 # OpenBLAS picks on its own (the generic Prescott kernels on CPUs it does not
 # know — see bench/sgemm).
 #
