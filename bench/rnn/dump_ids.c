@@ -22,7 +22,7 @@ int main(int argc, char **argv)
     lmp_dataset *d = lmp_dataset_new("cola", 2);
     lmp_split *s = lmp_dataset_add_split(d, "train");
     lmp_tokenizer *tok;
-    if (lmp_cola_read(argv[1], s) != 0 || lmp_tokenizer_load(argv[2], &tok) != 0) {
+    if (lmp_cola_read(argv[1], s) != 0 || lmp_tokenizer_load_dir(argv[2], &tok) != 0) {
         fprintf(stderr, "dump_ids: %s\n", lmp_errmsg());
         return 1;
     }
