@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "lmpipe.h"
 #include "util.h"
 
@@ -60,6 +61,7 @@ static int save_run(lmp_stage *st)
 {
     const char *text = lmp_input(st, "text");
     const char *path = lmp_param_str(st, "path");
+    if (!lmp_dist_writer()) return 0; /* under mpirun rank 0 writes files (dist.h) */
     char *full = path[0] == '/' ? strdupCheck(path) : lmp_strfmt("%s/%s", lmp_workdir(st), path);
     size_t len = strlen(text), lines = 0;
     for (size_t i = 0; i < len; i++) lines += text[i] == '\n';

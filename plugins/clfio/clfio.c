@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "classifier.h"
+#include "dist.h"
 #include "lmpipe.h"
 #include "util.h"
 
@@ -99,6 +100,7 @@ static int save_run(lmp_stage *st)
 {
     const char *path = lmp_param_str(st, "path");
     lmp_classifier *c = lmp_input(st, "model");
+    if (!lmp_dist_writer()) return 0; /* under mpirun rank 0 writes files (dist.h) */
     if (lmp_type_classifier.save(c, path) != 0) return -1;
     char *info = lmp_strfmt("%s/classifier.json", path);
     int rc = lmp_log_artifact(st, "classifier.json", info);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "classifier.h"
+#include "dist.h"
 #include "gpt2_classifier.h"
 #include "lmpipe.h"
 #include "lora.h"
@@ -145,7 +146,7 @@ static int merge_run(lmp_stage *st)
     if (n == 0) rc = lmp_error("the %s classifier has no adapters to merge", c->kind);
     if (rc == 0) rc = lmp_adapter_merge_all(h);
     const char *path = lmp_param_str(st, "path");
-    if (rc == 0 && strcmp(path, "-") != 0) {
+    if (rc == 0 && strcmp(path, "-") != 0 && lmp_dist_writer()) { /* under mpirun rank 0 writes (dist.h) */
         char *full = path[0] == '/' ? strdupCheck(path) : lmp_strfmt("%s/%s", lmp_workdir(st), path);
         rc = c->save(c, full);
         if (rc == 0) lmp_info(st, "wrote the merged classifier to %s", full);
