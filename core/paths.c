@@ -22,6 +22,15 @@ int lmp_running_from_build_tree(void)
     return strncmp(exe, top, l) == 0 && exe[l] == '/';
 }
 
+void lmp_data_dir_canonicalize(void)
+{
+    const char *env = getenv("LMPIPE_DATA_DIR");
+    if (!env || !*env) return;
+    char *real = realpath(env, NULL);
+    if (real && strcmp(real, env) != 0) setenv("LMPIPE_DATA_DIR", real, 1);
+    free(real);
+}
+
 char *lmp_data_path(const char *rel)
 {
     const char *env = getenv("LMPIPE_DATA_DIR");
