@@ -25,7 +25,12 @@ int lmp_running_from_build_tree(void)
 void lmp_data_dir_canonicalize(void)
 {
     const char *env = getenv("LMPIPE_DATA_DIR");
-    if (!env || !*env) return;
+    if (!env || !*env) {
+        /* run from a checkout with the data beside it (../shared/data, as
+         * the quick start and the tests use): that is the default */
+        if (!lmp_running_from_build_tree() || access(LMP_SRCDIR "/../shared/data", F_OK) != 0) return;
+        env = LMP_SRCDIR "/../shared/data";
+    }
     char *real = realpath(env, NULL);
     if (real && strcmp(real, env) != 0) setenv("LMPIPE_DATA_DIR", real, 1);
     free(real);

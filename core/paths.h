@@ -12,7 +12,9 @@ int lmp_running_from_build_tree(void);
  * if none exists, the installed location (so an error names it).  Caller frees. */
 char *lmp_data_path(const char *rel);
 
-/* Replace $LMPIPE_DATA_DIR by its canonical absolute path (when it exists):
+/* Unset, $LMPIPE_DATA_DIR becomes ../shared/data beside the source tree
+ * when lmpipe runs from a build tree that has it.  Then it is replaced by
+ * its canonical absolute path (when it exists):
  * "../shared/data", "/abs/../shared/data" and a symlink to it name the same
  * files, and pipelines expand ${LMPIPE_DATA_DIR} into parameters that stage
  * keys hash — so one spelling keeps the cache (the default base model) found
