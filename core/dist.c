@@ -105,7 +105,22 @@ void lmp_dist_abort(const char *message, int code)
 
 #else /* !HAVE_MPI */
 
-void lmp_dist_init(int *argc, char ***argv) { (void)argc, (void)argv; }
+/* Started by mpirun with several processes but built without MPI: each
+ * would run the whole pipeline alone, racing the others on the store and
+ * the cache.  Say so instead. */
+void lmp_dist_init(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", NULL};
+    for (int i = 0; vars[i]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 1) {
+            fprintf(stderr, "lmpipe: started by mpirun as %s processes, but built without MPI "
+                            "(./configure --with-mpi)\n", v);
+            exit(2);
+        }
+    }
+}
 void lmp_dist_finalize(void) {}
 int lmp_dist_rank(void) { return 0; }
 int lmp_dist_size(void) { return 1; }
