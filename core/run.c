@@ -241,8 +241,7 @@ int lmp_log_artifact(lmp_stage *st, const char *name, const char *path)
 static void vmessage(lmp_stage *st, const char *kind, const char *fmt, va_list ap)
 {
     lmp_progress_clear(&st->progress);
-    if (lmp_dist_rank() != 0) fprintf(stderr, "[%s rank %d] %s", st->ps->name, lmp_dist_rank(), kind);
-    else fprintf(stderr, "[%s] %s", st->ps->name, kind);
+    fprintf(stderr, "[%s] %s", st->ps->name, kind);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
 }
@@ -258,6 +257,9 @@ void lmp_info(lmp_stage *st, const char *fmt, ...)
 
 void lmp_warn(lmp_stage *st, const char *fmt, ...)
 {
+    /* every rank runs the same stages on the same data, so rank 0's warnings
+     * are the others' too; what goes wrong on one rank alone is an error */
+    if (lmp_dist_rank() != 0) return;
     va_list ap;
     va_start(ap, fmt);
     vmessage(st, "warning: ", fmt, ap);
