@@ -16,6 +16,7 @@
 #include <string.h>
 #include <tgmath.h>
 
+#include "exp_nonpos.h"
 #include "nn.h"
 #include "util.h"
 
@@ -343,36 +344,21 @@ void NN_FN(attention_backward)(real *dqkv, real *scratch, const real *dout, cons
  *     h = (u < 0 ? z : 1) / (1 + z),   0.5 sech^2 u = 2 z / (1 + z)^2,
  * which also avoids the cancellation in 1 + tanh u for u << 0 (the float
  * result is then closer to the true value than the tanh formula in double).
- * z: 2^n p(r) with -2|u| = n ln2 + r, |r| <= ln2/2, p the degree-7 Taylor
- * polynomial (relative error < 6e-9); |u| > 40 (or NaN) gives z = 0. */
+ * z from exp_nonpos.h; |u| > 40 (or NaN) gives z = 0. */
 static inline float nn_gelu_z(float u, uint32_t *neg)
 {
-    uint32_t ub, ab, rb, mb;
+    uint32_t ub, ab, zb;
     memcpy(&ub, &u, 4);
     *neg = ub >> 31;
     ab = ub & 0x7fffffffu;
     uint32_t keep = -(uint32_t)(ab <= 0x42200000u); /* |u| <= 40.0f */
-    float a;
+    float a, z;
     memcpy(&a, &ab, 4);
-    float m = a * -2.88539008177792681f + 12582912.0f; /* -2|u| log2(e) rounded: n + 1.5 * 2^23 */
-    float n = m - 12582912.0f;
-    float r = a * -2.0f - n * 0.693359375f - n * -2.12194440e-4f; /* Cody-Waite ln2 split */
-    memcpy(&rb, &r, 4);
-    rb &= keep; /* r = 0 (finite) where z will be 0 anyway */
-    memcpy(&r, &rb, 4);
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    memcpy(&mb, &m, 4);
-    uint32_t sb = ((mb - 0x4B400000u + 127u) << 23) & keep; /* 2^n */
-    float sc;
-    memcpy(&sc, &sb, 4);
-    return p * sc;
+    z = lmp_exp_nonpos(a * -2.0f);
+    memcpy(&zb, &z, 4);
+    zb &= keep;
+    memcpy(&z, &zb, 4);
+    return z;
 }
 
 /* h = sigmoid(2u), and 0.5 sech^2(u) in *hs (may be NULL) */

@@ -10,44 +10,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "exp_nonpos.h"
+
 /* The float build's activations, branch-free so that `omp simd` vectorises
  * the gate loops (libm's tanhf, through expm1f, was a third of a GRU step's
- * time).  exp(u) for u <= 0: u = n ln2 + r (Cody-Waite), |r| <= ln2/2, 2^n
- * from the exponent bits, exp(r) by its degree-7 Taylor polynomial (relative
- * error < 6e-9); u < -87 gives 0.  tanh from expm1(-2|x|), which near 0 is
- * its own Taylor polynomial (no cancellation in 1 - exp): both within a few
+ * time), on exp_nonpos.h's exp.  tanh from expm1(-2|x|), which near 0 is its
+ * own Taylor polynomial (no cancellation in 1 - exp): both within a few
  * float ulps of the true values, far inside what check_rnn's PyTorch
  * comparison allows.  Selections are integer masks, not float compares:
  * with trapping math (the default) GCC does not if-convert those. */
-static inline float rnn_exp_neg(float u)
-{
-    uint32_t ub, mb, rb;
-    memcpy(&ub, &u, 4);
-    uint32_t keep = -(uint32_t)((ub & 0x7fffffffu) <= 0x42ae0000u); /* |u| <= 87 */
-    float m = u * 1.44269504088896341f + 12582912.0f; /* round(u log2 e) + 1.5 * 2^23 */
-    float n = m - 12582912.0f;
-    float r = u - n * 0.693359375f - n * -2.12194440e-4f;
-    memcpy(&rb, &r, 4);
-    rb &= keep;
-    memcpy(&r, &rb, 4);
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    memcpy(&mb, &m, 4);
-    uint32_t sb = ((mb - 0x4B400000u + 127u) << 23) & keep; /* 2^n, 0 when flushed */
-    float sc;
-    memcpy(&sc, &sb, 4);
-    return p * sc;
-}
-
 static inline float rnn_sigmoid(float x)
 {
-    float z = rnn_exp_neg(-fabsf(x)), s = 1.0f / (1.0f + z), zs = z * s, r;
+    float z = lmp_exp_nonpos(-fabsf(x)), s = 1.0f / (1.0f + z), zs = z * s, r;
     uint32_t xb, sb, zb;
     memcpy(&xb, &x, 4), memcpy(&sb, &s, 4), memcpy(&zb, &zs, 4);
     uint32_t neg = -(xb >> 31), rb = (zb & neg) | (sb & ~neg); /* x < 0: z / (1 + z) */
@@ -66,7 +40,7 @@ static inline float rnn_tanh(float x)
     q = q * u + 1.0f / 6;
     q = q * u + 0.5f;
     q = q * u + 1.0f;
-    float qu = q * u, e1 = rnn_exp_neg(u) - 1.0f, em1;
+    float qu = q * u, e1 = lmp_exp_nonpos(u) - 1.0f, em1;
     uint32_t xb, qb, eb;
     memcpy(&xb, &x, 4), memcpy(&qb, &qu, 4), memcpy(&eb, &e1, 4);
     uint32_t small = -(uint32_t)((xb & 0x7fffffffu) < 0x3e317218u); /* |x| < ln2 / 4 */
