@@ -19,6 +19,7 @@
 # ~1 GB of random weights.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$top/bench/lib.sh"
 work="${1:-/tmp/lmp-bench-gpt2}"
 py=/usr/bin/python3
 B=32 T=16 REPS=3
@@ -31,12 +32,7 @@ cc -O2 -march=native -fopenmp -I"$top/core" -I"$top" "$top/bench/lora/bench_lora
    -o "$work/bench_lora" -L"$top/core/.libs" -llmpipe -lopenblas -lm -Wl,-rpath,"$top/core/.libs"
 [ -f "$work/hf/model.safetensors" ] || { echo "making random 124M weights in $work ..."; $py "$top/bench/gpt2/peer.py" make "$work"; }
 
-flags="$(grep -m1 '^flags' /proc/cpuinfo || true)"
-best=""
-case " $flags " in
-    *" avx512f "*) best=SkylakeX ;;
-    *" avx2 "*) best=Haswell ;;
-esac
+best=$(best_coretype)
 get() { awk -v k="$2" '$1 == k { print $2 }' "$work/$1"; }
 torch_kernel() { LMPIPE_BLAS_REEXEC=1 "$@" "$work/bench_lora" sgemm 1 | awk '$1 == "kernel" { print $2 }'; }
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -19,6 +19,7 @@
 # or LMPIPE_DATA_DIR)
 set -euo pipefail
 top="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$top/bench/lib.sh"
 work="${1:-/tmp/lmp-bench-rnn}"
 data="${LMPIPE_DATA_DIR:-$top/../shared/data}"
 py=/usr/bin/python3
@@ -39,12 +40,7 @@ st  rnn cell=gru embed=$E hidden=$H
 fit train epochs=1 batch=$B lr=1e-3 optimizer=adam clip=0 shuffle=false eval_split=''
 P
 
-flags="$(grep -m1 '^flags' /proc/cpuinfo || true)"
-best=""
-case " $flags " in
-    *" avx512f "*) best=SkylakeX ;;
-    *" avx2 "*) best=Haswell ;;
-esac
+best=$(best_coretype)
 lmp_epoch() { # one lmpipe run: the train stage's seconds and its training loss
     rm -f "$work/e.db"*
     "$@" "$top/core/lmpipe" --db "$work/e.db" run "$work/epoch.pipe" > /dev/null 2>&1

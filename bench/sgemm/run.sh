@@ -12,16 +12,12 @@
 # be in the environment before the library loads.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/../lib.sh"
 out="${TMPDIR:-/tmp}/lmp_sgemm_bench.$$"
 trap 'rm -f "$out"' EXIT
 cc -O2 -std=gnu11 -o "$out" "$here/sgemm_bench.c" $(pkg-config --cflags --libs openblas)
 
-flags="$(grep -m1 '^flags' /proc/cpuinfo || true)"
-best=""
-case " $flags " in
-    *" avx512f "*) best=SkylakeX ;;
-    *" avx2 "*) best=Haswell ;;
-esac
+best=$(best_coretype)
 corename() { OPENBLAS_VERBOSE=2 OPENBLAS_NUM_THREADS=1 "$@" "$out" 0 2>&1 >/dev/null | sed -n 's/^Core: //p' | tail -1; }
 
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') (family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), model $(grep -m1 '^model[[:space:]]' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')), $(nproc) cores visible, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -16,6 +16,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here="$top/bench/train"
+. "$top/bench/lib.sh"
 reps=${1:-3} B=${2:-4} T=${3:-64}
 [ -f "$top/core/.libs/liblmpipe.so" ] || { echo "run.sh: build first (make)" >&2; exit 1; }
 tmp=$(mktemp -d)
@@ -24,12 +25,7 @@ cc -O2 -std=gnu11 -I"$top/core" -I"$top" "$here/train_bench.c" -L"$top/core/.lib
    -Wl,-rpath,"$top/core/.libs" -o "$tmp/train_bench"
 cc -O2 -std=gnu11 -o "$tmp/sgemm_bench" "$top/bench/sgemm/sgemm_bench.c" $(pkg-config --cflags --libs openblas)
 
-flags="$(grep -m1 '^flags' /proc/cpuinfo || true)"
-core=""
-case " $flags " in
-    *" avx512f "*) core=SkylakeX ;;
-    *" avx2 "*) core=Haswell ;;
-esac
+core=$(best_coretype)
 export OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2
 [ -n "$core" ] && [ -z "${OPENBLAS_CORETYPE:-}" ] && export OPENBLAS_CORETYPE=$core
 
