@@ -54,12 +54,11 @@ int lmp_dist_world_rank(void) { return started ? world_rank : 0; }
 int lmp_dist_writer(void) { return lmp_dist_rank() == 0; }
 void lmp_dist_solo(int on) { solo = on; }
 
-static void reduce(void *buf, size_t n, MPI_Datatype type)
+static void reduce(void *buf, size_t n, size_t elem, MPI_Datatype type)
 {
     if (!active() || n == 0) return;
     double t0 = lmp_now();
     /* counts are ints in MPI: reduce a huge buffer in pieces */
-    size_t elem = type == MPI_DOUBLE ? sizeof(double) : type == MPI_INT ? sizeof(int) : sizeof(float);
     for (size_t off = 0; off < n;) {
         size_t k = n - off < (size_t)1 << 30 ? n - off : (size_t)1 << 30;
         if (MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)k, type, MPI_SUM, MPI_COMM_WORLD) !=
@@ -70,9 +69,9 @@ static void reduce(void *buf, size_t n, MPI_Datatype type)
     reduce_seconds += lmp_now() - t0;
 }
 
-void lmp_dist_sum_floats(float *buf, size_t n) { reduce(buf, n, MPI_FLOAT); }
-void lmp_dist_sum_doubles(double *buf, size_t n) { reduce(buf, n, MPI_DOUBLE); }
-void lmp_dist_sum_ints(int *buf, size_t n) { reduce(buf, n, MPI_INT); }
+void lmp_dist_sum_floats(float *buf, size_t n) { reduce(buf, n, sizeof *buf, MPI_FLOAT); }
+void lmp_dist_sum_doubles(double *buf, size_t n) { reduce(buf, n, sizeof *buf, MPI_DOUBLE); }
+void lmp_dist_sum_ints(int *buf, size_t n) { reduce(buf, n, sizeof *buf, MPI_INT); }
 
 void lmp_dist_bcast_long(long *v)
 {

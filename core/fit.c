@@ -166,7 +166,7 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
             lmp_dist_shard(nb, &lo, &hi);
             lmp_params_zero_grads(g);
             double step_loss = 0, step_parts[LMP_FIT_MAX_PARTS] = {0};
-            int stop;
+            int stop = 0; /* several ranks: a rank was interrupted, learnt in the step's sum */
             seen = s0 + (int)lo;
             for (int m0 = (int)lo; m0 < hi && rc == 0; m0 += micro) {
                 int nm = hi - m0 < micro ? (int)hi - m0 : micro;
@@ -200,8 +200,6 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
                 for (int k = 0; k < np; k++) step_parts[k] = x[1 + k];
                 stop = x[1 + np] > 0; /* every rank stops after this same step */
                 if (stop) lmp_set_interrupted();
-            } else {
-                stop = -1; /* look at the signal flag at the end of the step */
             }
             float norm = lmp_params_clip_grad_norm(g, clip);
             if (!isfinite(step_loss) || !isfinite(norm)) {
@@ -236,7 +234,9 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
                 lmp_log_metric(st, "grad_norm", step, norm);
             }
             lmp_progress(st, "steps", step + 1, total_steps);
-            if (stop > 0 || (stop < 0 && lmp_interrupted())) rc = lmp_error("interrupted at step %d", step);
+            /* with several ranks only the summed flag counts: a signal that
+             * reached one rank after the sum must wait for the next step */
+            if (ranks > 1 ? stop : lmp_interrupted()) rc = lmp_error("interrupted at step %d", step);
         }
         if (rc != 0) break;
         /* the epoch's training time (evaluation excluded), and with several

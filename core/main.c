@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 {
     lmp_blas_env_reexec(argv);
     lmp_dist_init(&argc, &argv); /* under mpirun: the ranks of a data-parallel run */
-    lmp_data_dir_canonicalize();
+    lmp_data_dir_resolve();
     /* Pull the global options out wherever they are, so every command sees the rest. */
     int n = 1;
     for (int i = 1; i < argc; i++) {

@@ -22,7 +22,7 @@ int lmp_running_from_build_tree(void)
     return strncmp(exe, top, l) == 0 && exe[l] == '/';
 }
 
-void lmp_data_dir_canonicalize(void)
+void lmp_data_dir_resolve(void)
 {
     const char *env = getenv("LMPIPE_DATA_DIR");
     if (!env || !*env) {

@@ -19,6 +19,6 @@ char *lmp_data_path(const char *rel);
  * files, and pipelines expand ${LMPIPE_DATA_DIR} into parameters that stage
  * keys hash — so one spelling keeps the cache (the default base model) found
  * whatever another command used.  The lmpipe command calls it at start-up. */
-void lmp_data_dir_canonicalize(void);
+void lmp_data_dir_resolve(void);
 
 #endif
