@@ -57,19 +57,13 @@ static void axes_free(axis *axes, int n)
  * last axis fastest); a description like "f.lr=1e-3 seed=2". */
 static void combination(const axis *axes, int naxes, long c, char **over, uint64_t *seed, lmp_sbuf *desc)
 {
+    /* the -p axes come first, so axis i's override is over[i]; --seeds is last */
     int k = 0;
     for (int i = naxes - 1; i >= 0; i--) {
         const char *v = axes[i].values[c % axes[i].n];
         c /= axes[i].n;
-        if (axes[i].prefix) {
-            over[k++] = lmp_strfmt("%s%s", axes[i].prefix, v);
-        } else {
-            *seed = strtoull(v, NULL, 10);
-        }
-    }
-    for (int i = 0; i < k / 2; i++) {
-        char *t = over[i];
-        over[i] = over[k - 1 - i], over[k - 1 - i] = t;
+        if (axes[i].prefix) over[i] = lmp_strfmt("%s%s", axes[i].prefix, v), k++;
+        else *seed = strtoull(v, NULL, 10);
     }
     for (int i = 0; i < k; i++) lmp_sbuf_printf(desc, "%s%s", i ? " " : "", over[i]);
     lmp_sbuf_printf(desc, "%sseed=%llu", k ? " " : "", (unsigned long long)*seed);
