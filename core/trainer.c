@@ -161,18 +161,18 @@ int lmp_lm_train_step(lmp_lm_trainer *tr, lmp_lm_step_info *info)
         if (lmp_gpt2_forward(tr->m, tr->inp, NULL, Bs, T, 1) != 0 ||
             lmp_gpt2_backward_lm(tr->m, tr->tgt, &loss, NULL) != 0)
             return lmp_error("step %d: %s", tr->step + 1, lmp_errmsg());
-        loss_sum += ranks > 1 ? loss * share : loss;
+        loss_sum += loss * share;
     }
+    /* the mean over micro-batches, each rank weighted by its share (1 alone) */
+    float scale = share / (float)o->accum;
+    if (scale != 1.0f) scale_grads(&tr->g, scale);
     if (ranks > 1) {
-        scale_grads(&tr->g, share / (float)o->accum);
         float *x = lmp_params_grad_extra(&tr->g);
         x[0] = (float)loss_sum;
         x[1] = (float)lmp_interrupted();
         lmp_params_sum_grads(&tr->g, 2);
         loss_sum = x[0];
         tr->stop = x[1] > 0;
-    } else if (o->accum > 1) {
-        scale_grads(&tr->g, 1.0f / (float)o->accum);
     }
     float loss = (float)(loss_sum / o->accum);
     float norm = lmp_params_clip_grad_norm(&tr->g, o->clip);
