@@ -239,7 +239,7 @@ int lmp_bpe_train(const char *const *files, int nfiles, int vocab_size, const ch
     for (int f = 0; f < nfiles; f++) {
         char *text;
         size_t len, pos = 0, s, e;
-        if (lmp_read_file(files[f], 0, &text, &len) != 0) {
+        if (lmp_read_text_file(files[f], 0, &text, &len) != 0) {
             lmp_pretok_free(pt);
             str_map_free(&words);
             return -1;

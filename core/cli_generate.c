@@ -290,7 +290,7 @@ int lmp_cli_perplexity(int argc, char **argv)
     size_t len;
     lmp_gpt2 *m = NULL;
     lmp_bpe *bpe = NULL;
-    if (lmp_read_file(file, (size_t)1 << 30, &text, &len) != 0) goto fail;
+    if (lmp_read_text_file(file, (size_t)1 << 30, &text, &len) != 0) goto fail;
     if (lmp_gpt2_load(model_path, &m) != 0) goto fail;
     if (ids_mode) {
         if (parse_ids(text, &ids, &n) != 0) {

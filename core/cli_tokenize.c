@@ -22,7 +22,7 @@
 #define VOCAB_HELP                                                                        \
     "  --vocab DIR  tokenizer folder: vocab.json + merges.txt or encoder.json + vocab.bpe\n" \
     "               (default: $LMPIPE_DATA_DIR/gpt2 if it exists, else the copy\n"          \
-    "               shipped with lmpipe, " LMP_PKGDATADIR "/gpt2)\n"
+    "               shipped with lmpipe, " LMP_PKGDATADIR "/data/gpt2)\n"
 
 static const char TOKENIZE_USAGE[] =
     "Usage: lmpipe tokenize [--vocab DIR] [--special] [FILE|-]\n"

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "util.h"
 
@@ -135,6 +136,59 @@ int lmp_read_file(const char *path, size_t max_bytes, char **data, size_t *len)
         }
     }
     close(fd);
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+int lmp_read_text_file(const char *path, size_t max_bytes, char **data, size_t *len)
+{
+    if (!has_suffix(path, ".gz")) return lmp_read_file(path, max_bytes, data, len);
+    *data = NULL;
+    *len = 0;
+    struct stat st;
+    if (stat(path, &st) != 0) return lmp_error("%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return lmp_error("%s: is a directory, expected a file", path);
+    gzFile gz = gzopen(path, "rb");
+    if (!gz) return lmp_error("%s: %s", path, errno ? strerror(errno) : "cannot open");
+    size_t cap = 1 << 20, n = 0;
+    char *buf = mallocCheck(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = reallocCheck(buf, cap);
+        }
+        size_t want = cap - n - 1 > (1u << 30) ? 1u << 30 : cap - n - 1;
+        int r = gzread(gz, buf + n, (unsigned)want);
+        if (r < 0) {
+            int zerr;
+            const char *msg = gzerror(gz, &zerr);
+            lmp_error("%s: not a valid gzip file (%s)", path, zerr == Z_ERRNO ? strerror(errno) : msg);
+            free(buf);
+            gzclose(gz);
+            return -1;
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+        if (max_bytes > 0 && n > max_bytes) {
+            free(buf);
+            gzclose(gz);
+            return lmp_error("%s: decompressed text too large (over %zu bytes)", path, max_bytes);
+        }
+    }
+    /* gzread stops quietly at a truncated stream; gzclose_r reports it */
+    int zrc = gzclose(gz);
+    if (zrc != Z_OK) {
+        free(buf);
+        return lmp_error("%s: truncated or damaged gzip file", path);
+    }
     buf[n] = 0;
     *data = buf;
     *len = n;

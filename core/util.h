@@ -29,6 +29,10 @@ char *lmp_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Read a whole file into a NUL-terminated buffer.  Errors name the file:
  * missing, a directory, unreadable, too large (> max_bytes if max_bytes > 0). */
 int lmp_read_file(const char *path, size_t max_bytes, char **data, size_t *len);
+/* The same for text that may be shipped compressed: a name ending in ".gz"
+ * is read through zlib (max_bytes then bounds the decompressed size, so a
+ * decompression bomb is an error, not an out-of-memory). */
+int lmp_read_text_file(const char *path, size_t max_bytes, char **data, size_t *len);
 
 /* Write `len` bytes to `path` atomically: temp file in the same directory,
  * fsync, rename, fsync of the directory.  An interrupted write leaves the old

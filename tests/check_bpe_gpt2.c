@@ -257,7 +257,7 @@ END_TEST
 int main(void)
 {
     const char *d = getenv("LMPIPE_DATA_DIR");
-    data_dir = lmp_strfmt("%s", d && *d ? d : "../shared/data");
+    data_dir = lmp_strfmt("%s", d && *d ? d : LMP_SRCDIR "/data");
     gpt2_dir = lmp_strfmt("%s/gpt2", data_dir);
     char *need[] = { lmp_strfmt("%s/encoder.json", gpt2_dir), lmp_strfmt("%s/vocab.bpe", gpt2_dir),
                      lmp_strfmt("%s/cola/in_domain_dev.tsv", data_dir) };

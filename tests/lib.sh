@@ -40,6 +40,17 @@ expect_eq() {
     [ "$1" = "$2" ] || fail "$3: got '$1', wanted '$2'"
 }
 
+# corpus_slice NAME BYTES : the first BYTES bytes of corpus text NAME
+# (moby-dick.txt, ...) from the data folder, decompressed when it ships as
+# NAME.gz; status 1 when the data folder has neither.
+corpus_slice() {
+    _c="${LMPIPE_DATA_DIR:-$top_srcdir/data}/corpus/$1"
+    if [ -r "$_c" ]; then head -c "$2" "$_c"
+    elif [ -r "$_c.gz" ]; then gzip -dc "$_c.gz" | head -c "$2"
+    else echo "corpus_slice: $_c(.gz) missing" >&2; return 1
+    fi
+}
+
 finish() {
     echo "$checks checks, $failures failed"
     [ "$failures" = 0 ]

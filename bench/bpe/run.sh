@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench/bpe/run.sh — single-thread speed and memory of lmpipe's BPE tokenizer
 # next to the reference tokenizer (npm gpt-3-encoder 1.1.4 under node), on
-# $LMPIPE_DATA_DIR/corpus/state-of-the-union.txt; medians of 3 runs, each a
+# the data folder's corpus/state-of-the-union.txt(.gz); medians of 3 runs, each a
 # fresh process (cold word cache).  Also checks that both give the same ids.
 #
 #   make                                   # the library in core/.libs
@@ -11,12 +11,14 @@
 # package is; without it only lmpipe's rows are printed.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-data=${LMPIPE_DATA_DIR:-$top/../shared/data}
-text=${1:-$data/corpus/state-of-the-union.txt}
+data=${LMPIPE_DATA_DIR:-$top/data}
 mods=${GPT3_ENCODER_MODULES:-/tmp/gpt3enc/node_modules}
 [ -f "$top/core/.libs/liblmpipe.so" ] || { echo "run.sh: build first (make)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# the shipped corpus is gzip-compressed: both tokenizers read the plain text
+text=${1:-$data/corpus/state-of-the-union.txt}
+if [ ! -r "$text" ] && [ -r "$text.gz" ]; then gzip -dc "$text.gz" > "$tmp/text.txt" && text=$tmp/text.txt; fi
 cc -O2 -I"$top/core" -I"$top" "$top/bench/bpe/bench_bpe.c" -L"$top/core/.libs" -llmpipe \
    -Wl,-rpath,"$top/core/.libs" -o "$tmp/bench_bpe"
 

@@ -23,7 +23,7 @@ grep -q '^#define HAVE_MPI 1' "$top/config.h" 2>/dev/null ||
 mpirun=$(sed -n 's/^MPIRUN = //p' "$top/Makefile")
 mkdir -p "$work"
 [ -f "$work/hf/model.safetensors" ] || { echo "making random 124M weights in $work ..."; $py "$top/bench/gpt2/peer.py" make "$work"; }
-data="${LMPIPE_DATA_DIR:-$top/../shared/data}"
+data="${LMPIPE_DATA_DIR:-$top/data}"
 [ -r "$data/cola/in_domain_train.tsv" ] || { echo "run.sh: no CoLA in $data (set LMPIPE_DATA_DIR)" >&2; exit 1; }
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -20,7 +20,7 @@ db="${DB:-lmpipe.db}"
 args=(${LMP_ARGS:-})
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-2}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
-export LMPIPE_DATA_DIR="${LMPIPE_DATA_DIR:-$top/../shared/data}"  # CoLA: $LMPIPE_DATA_DIR/cola
+export LMPIPE_DATA_DIR="${LMPIPE_DATA_DIR:-$top/data}"  # CoLA: $LMPIPE_DATA_DIR/cola
 lmp="$top/core/lmpipe"
 for s in $seeds; do
     for m in $modes; do

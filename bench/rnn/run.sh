@@ -15,13 +15,13 @@
 # for this CPU (OPENBLAS_CORETYPE forced); (2) as each ships (lmpipe picks
 # those kernels itself; PyTorch keeps what Debian's OpenBLAS picks).
 #
-# Usage: bench/rnn/run.sh [WORKDIR]   (from a built tree; needs ../shared/data/cola
+# Usage: bench/rnn/run.sh [WORKDIR]   (from a built tree; CoLA from the data folder, data/cola
 # or LMPIPE_DATA_DIR)
 set -euo pipefail
 top="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$top/bench/lib.sh"
 work="${1:-/tmp/lmp-bench-rnn}"
-data="${LMPIPE_DATA_DIR:-$top/../shared/data}"
+data="${LMPIPE_DATA_DIR:-$top/data}"
 py=/usr/bin/python3
 REPS="${REPS:-3}" E=256 H=256 B=64
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-2}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"

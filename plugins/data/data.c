@@ -16,14 +16,15 @@
 
 #include "dataset.h"
 #include "lmpipe.h"
+#include "paths.h"
 #include "util.h"
 
 #define DATA_DIR_VAR "${LMPIPE_DATA_DIR}"
 
 static const lmp_param cola_params[] = {
     {"dir", LMP_PATH, DATA_DIR_VAR "/cola", LMP_UNBOUNDED, NULL,
-     "folder with in_domain_train.tsv, in_domain_dev.tsv, out_of_domain_dev.tsv ($LMPIPE_DATA_DIR, else "
-     LMP_PKGDATADIR "/data)"},
+     "folder with in_domain_train.tsv, in_domain_dev.tsv, out_of_domain_dev.tsv (default: the copy "
+     "shipped in the data folder, $LMPIPE_DATA_DIR or " LMP_PKGDATADIR "/data)"},
     {"max_train", LMP_INT, "0", 0, 1e9, NULL, "keep only the first N training rows (0: all), for quick runs"},
     LMP_PARAM_END,
 };
@@ -36,8 +37,7 @@ static char *resolve_dir(const char *dir)
 {
     size_t l = strlen(DATA_DIR_VAR);
     if (strncmp(dir, DATA_DIR_VAR, l) != 0) return strdupCheck(dir);
-    const char *env = getenv("LMPIPE_DATA_DIR");
-    return lmp_strfmt("%s%s", env && *env ? env : LMP_PKGDATADIR "/data", dir + l);
+    return lmp_strfmt("%s%s", lmp_data_dir(), dir + l);
 }
 
 static const struct {
@@ -61,7 +61,8 @@ static int cola_run(lmp_stage *st)
     for (size_t i = 0; i < sizeof cola_files / sizeof cola_files[0] && rc == 0; i++) {
         char *path = lmp_strfmt("%s/%s", dir, cola_files[i].file);
         lmp_split *s = lmp_dataset_add_split(d, cola_files[i].split);
-        rc = lmp_cola_read(path, s);
+        rc = lmp_data_verify(path);
+        if (rc == 0) rc = lmp_cola_read(path, s);
         if (rc != 0 && access(path, F_OK) != 0)
             rc = lmp_error("%s (set the stage's dir= or LMPIPE_DATA_DIR)", lmp_errmsg());
         if (rc == 0 && i == 0 && max_train > 0 && max_train < s->n) {

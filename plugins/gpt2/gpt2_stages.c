@@ -204,7 +204,7 @@ static int generate_run(lmp_stage *st)
 /* ------------------------------------------------------------ perplexity */
 
 static const lmp_param ppl_params[] = {
-    {"file", LMP_PATH, NULL, LMP_UNBOUNDED, NULL, "UTF-8 text file to score"},
+    {"file", LMP_PATH, NULL, LMP_UNBOUNDED, NULL, "UTF-8 text file to score (.gz: read decompressed)"},
     {"stride", LMP_INT, "0", 0, 1 << 20, NULL, "window start every this many tokens (0: n_ctx/2)"},
     {"max_tokens", LMP_INT, "0", 0, 1LL << 40, NULL, "score only the first this many tokens (0: all)"},
     LMP_PARAM_END,
@@ -216,7 +216,7 @@ static int perplexity_run(lmp_stage *st)
     const char *file = lmp_param_str(st, "file");
     char *text;
     size_t len;
-    if (lmp_read_file(file, 1u << 30, &text, &len) != 0) return -1;
+    if (lmp_read_text_file(file, 1u << 30, &text, &len) != 0) return -1;
     int *ids;
     size_t n;
     int rc = lmp_bpe_encode(lm->tok->bpe, text, len, 0, &ids, &n);

@@ -5,12 +5,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "corpus.h"
 #include "dist.h"
+#include "paths.h"
 #include "util.h"
 
 void corpus_files_free(char **files)
@@ -19,19 +21,26 @@ void corpus_files_free(char **files)
     free(files);
 }
 
-int corpus_files(const char *spec, char ***files, int *n)
+int corpus_files(lmp_stage *st, const char *spec, char ***files, int *n)
 {
     *files = NULL;
     *n = 0;
     char **out = NULL;
     int k = 0;
     if (!*spec) {
-        const char *dir = getenv("LMPIPE_DATA_DIR");
-        if (!dir || !*dir)
-            return lmp_error("files: empty and LMPIPE_DATA_DIR is not set (no default corpus)");
+        /* the shipped corpus is gzip-compressed; a data folder of the user's
+         * may hold the same texts uncompressed */
+        static const char *const names[] = {"moby-dick.txt", "state-of-the-union.txt"};
         out = callocCheck(3, sizeof *out);
-        out[k++] = lmp_strfmt("%s/corpus/moby-dick.txt", dir);
-        out[k++] = lmp_strfmt("%s/corpus/state-of-the-union.txt", dir);
+        for (int i = 0; i < 2; i++) {
+            char *plain = lmp_strfmt("%s/corpus/%s", lmp_data_dir(), names[i]);
+            if (access(plain, F_OK) == 0) {
+                out[k++] = plain;
+            } else {
+                out[k++] = lmp_strfmt("%s.gz", plain);
+                free(plain);
+            }
+        }
     } else {
         char *copy = strdupCheck(spec), *save = NULL;
         for (char *f = strtok_r(copy, ",:", &save); f; f = strtok_r(NULL, ",:", &save)) {
@@ -45,13 +54,22 @@ int corpus_files(const char *spec, char ***files, int *n)
         if (!k) return lmp_error("files: \"%s\" names no file", spec);
     }
     for (int i = 0; i < k; i++)
-        if (access(out[i], R_OK) != 0) {
-            char *msg = lmp_strfmt("%s: cannot read corpus file", out[i]);
+        if (access(out[i], R_OK) != 0 || lmp_data_verify(out[i]) != 0) {
+            char *msg = access(out[i], R_OK) != 0
+                            ? lmp_strfmt("%s: cannot read corpus file (%s)", out[i], strerror(errno))
+                            : strdupCheck(lmp_errmsg());
             corpus_files_free(out);
             lmp_error("%s", msg);
             free(msg);
             return -1;
         }
+    lmp_sbuf list = {0};
+    for (int i = 0; i < k; i++) {
+        if (i) lmp_sbuf_putn(&list, ",", 1);
+        lmp_sbuf_putn(&list, out[i], strlen(out[i]));
+    }
+    lmp_log_param(st, "resolved_files", list.s);
+    free(list.s);
     *files = out;
     *n = k;
     return 0;
@@ -117,7 +135,7 @@ int corpus_tokens(lmp_stage *st, lmp_tokenizer *tok, char **files, int nfiles, i
     for (int i = 0; i < nfiles && rc == 0; i++) {
         char *text;
         size_t len;
-        if ((rc = lmp_read_file(files[i], 0, &text, &len)) != 0) break;
+        if ((rc = lmp_read_text_file(files[i], 0, &text, &len)) != 0) break;
         rc = lmp_bpe_encode_append(tok->bpe, text, len, 0, &out, &count, &cap);
         free(text);
         if (rc == 0 && eot >= 0) {

@@ -11,10 +11,13 @@
 #include "tokenizer.h"
 
 /* The `files` parameter: a comma- or colon-separated list; empty means the
- * corpus, $LMPIPE_DATA_DIR/corpus/{moby-dick,state-of-the-union}.txt.
- * Every file must exist.  Returns a NULL-terminated array (free with
+ * corpus, corpus/{moby-dick,state-of-the-union}.txt of the data folder
+ * (or their .txt.gz, as lmpipe ships them).  Every file must exist and
+ * match the data folder's manifest when one lists it (lmp_data_verify);
+ * a name ending in .gz is read decompressed.  The list is logged as the
+ * stage's parameter `resolved_files`.  Returns a NULL-terminated array (free with
  * corpus_files_free). */
-int corpus_files(const char *spec, char ***files, int *n);
+int corpus_files(lmp_stage *st, const char *spec, char ***files, int *n);
 void corpus_files_free(char **files);
 
 /* The token ids of the files in order, each file followed by the

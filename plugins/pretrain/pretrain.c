@@ -36,7 +36,7 @@ static const lmp_param params[] = {
     {"n_embd", LMP_INT, "192", 8, 4096, NULL, "model width"},
     {"n_ctx", LMP_INT, "128", 8, 4096, NULL, "context length (position embeddings)"},
     {"files", LMP_STRING, "", LMP_UNBOUNDED, NULL,
-     "text files, comma- or colon-separated ('': the corpus in $LMPIPE_DATA_DIR/corpus)"},
+     "text files (.gz: read decompressed), comma- or colon-separated ('': the corpus shipped in the data folder)"},
     {"tokens", LMP_INT, "0", 0, 1e15, NULL, "training-token budget; sets steps when > 0"},
     {"steps", LMP_INT, "1000", 1, 1e9, NULL, "optimizer steps (when tokens is 0)"},
     {"batch", LMP_INT, "16", 1, 4096, NULL, "sequences per micro-batch"},
@@ -226,7 +226,7 @@ static int run(lmp_stage *st)
     /* data */
     char **files;
     int nfiles, hit;
-    if (corpus_files(lmp_param_str(st, "files"), &files, &nfiles) != 0) return -1;
+    if (corpus_files(st, lmp_param_str(st, "files"), &files, &nfiles) != 0) return -1;
     int *ids;
     size_t n;
     double t0 = lmp_now();
