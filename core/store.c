@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -25,6 +26,9 @@ extern const char lmp_schema_sql_1[], lmp_schema_sql_2[];
 struct lmp_store {
     sqlite3 *db;
     char *path;
+    int readonly;      /* opened by lmp_store_open_readonly: the guard below applies */
+    const char *sql;   /* the statement being prepared, for naming what the guard refused */
+    char refused[160]; /* what the guard refused in it, "" if nothing */
 };
 
 /* Migrations: entry i brings a database from user_version i to i+1.
@@ -150,11 +154,162 @@ int lmp_store_open(const char *path, lmp_store **out)
     return 0;
 }
 
+/* ------------------------------------------------------- read-only access */
+
+/* Statements a read-only command may run: SELECT and WITH (recursive ones
+ * too), EXPLAIN, read-only pragmas.  An allow-list, because what SQLite can
+ * do beyond reading keeps growing: VACUUM INTO and ATTACH create files,
+ * fts3_tokenizer() reads and plants raw pointers (a crash, or worse), and
+ * load_extension() runs code. */
+static const char *const pragmas_read[] = {
+    /* these only read, whatever their argument (a table or index name, a limit) */
+    "table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list",
+    "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", NULL,
+};
+static const char *const pragmas_get[] = {
+    /* these read without an argument and set something with one */
+    "user_version", "schema_version", "application_id", "data_version", "page_size", "page_count",
+    "max_page_count", "freelist_count", "journal_mode", "encoding", "auto_vacuum", "foreign_keys",
+    "synchronous", "cache_size", "database_list", "collation_list", "function_list", "module_list",
+    "pragma_list", "compile_options", NULL,
+};
+static const char *const functions_denied[] = {"fts3_tokenizer", "load_extension", NULL};
+
+static int in_list(const char *const *list, const char *name)
+{
+    for (int i = 0; name && list[i]; i++)
+        if (strcasecmp(list[i], name) == 0) return 1;
+    return 0;
+}
+
+/* The schema table, under its old name or its name since SQLite 3.33. */
+static int is_schema_table(const char *name)
+{
+    static const char *const names[] = {"sqlite_master", "sqlite_temp_master", "sqlite_schema",
+                                        "sqlite_temp_schema", NULL};
+    return in_list(names, name);
+}
+
+/* The statement's text after blanks and comments (for VACUUM, which reaches
+ * the authorizer as an ATTACH). */
+static const char *skip_blank(const char *p)
+{
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f') p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n') p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            p = end ? end + 2 : p + strlen(p);
+        } else {
+            return p;
+        }
+    }
+}
+
+/* The statement's first `n` words (up to a '(' or ';'), as the user wrote them. */
+static void leading_words(const char *sql, int n, char *buf, size_t size)
+{
+    const char *p = skip_blank(sql), *end = p;
+    for (int i = 0; i < n && *end; i++) {
+        if (i) end += strspn(end, " \t\r\n");
+        end += strcspn(end, " \t\r\n(;");
+        if (*end == '(' || *end == ';') break;
+    }
+    snprintf(buf, size, "%.*s", (int)(end - p), p);
+}
+
+/* Name the refused action the way the user would have written it. */
+static void describe_refusal(lmp_store *s, int action, const char *a3, const char *a4)
+{
+    char *what;
+    const char *x = a3 ? a3 : "", *y = a4 ? a4 : "";
+    /* CREATE, DROP and ANALYZE reach the authorizer first as a change of the
+     * schema table: name the statement instead */
+    if ((action == SQLITE_INSERT || action == SQLITE_DELETE) && s->sql && is_schema_table(x)) {
+        leading_words(s->sql, 3, s->refused, sizeof s->refused);
+        return;
+    }
+    switch (action) {
+    case SQLITE_INSERT: what = lmp_strfmt("INSERT INTO %s", x); break;
+    case SQLITE_UPDATE: what = lmp_strfmt("UPDATE %s", x); break;
+    case SQLITE_DELETE: what = lmp_strfmt("DELETE FROM %s", x); break;
+    case SQLITE_CREATE_TABLE: case SQLITE_CREATE_TEMP_TABLE: what = lmp_strfmt("CREATE TABLE %s", x); break;
+    case SQLITE_CREATE_INDEX: case SQLITE_CREATE_TEMP_INDEX: what = lmp_strfmt("CREATE INDEX %s", x); break;
+    case SQLITE_CREATE_VIEW: case SQLITE_CREATE_TEMP_VIEW: what = lmp_strfmt("CREATE VIEW %s", x); break;
+    case SQLITE_CREATE_TRIGGER: case SQLITE_CREATE_TEMP_TRIGGER: what = lmp_strfmt("CREATE TRIGGER %s", x); break;
+    case SQLITE_CREATE_VTABLE: what = lmp_strfmt("CREATE VIRTUAL TABLE %s USING %s", x, y); break;
+    case SQLITE_DROP_TABLE: case SQLITE_DROP_TEMP_TABLE: what = lmp_strfmt("DROP TABLE %s", x); break;
+    case SQLITE_DROP_INDEX: case SQLITE_DROP_TEMP_INDEX: what = lmp_strfmt("DROP INDEX %s", x); break;
+    case SQLITE_DROP_VIEW: case SQLITE_DROP_TEMP_VIEW: what = lmp_strfmt("DROP VIEW %s", x); break;
+    case SQLITE_DROP_TRIGGER: case SQLITE_DROP_TEMP_TRIGGER: what = lmp_strfmt("DROP TRIGGER %s", x); break;
+    case SQLITE_DROP_VTABLE: what = lmp_strfmt("DROP TABLE %s", x); break;
+    case SQLITE_ALTER_TABLE: what = lmp_strfmt("ALTER TABLE %s", y); break;
+    case SQLITE_ANALYZE: what = strdupCheck("ANALYZE"); break;
+    case SQLITE_REINDEX: what = strdupCheck("REINDEX"); break;
+    case SQLITE_TRANSACTION: what = strdupCheck(x); break; /* BEGIN, COMMIT, ROLLBACK */
+    case SQLITE_SAVEPOINT: what = lmp_strfmt("SAVEPOINT %s", y); break;
+    case SQLITE_DETACH: what = lmp_strfmt("DETACH %s", x); break;
+    case SQLITE_ATTACH:
+        if (s->sql && strncasecmp(skip_blank(s->sql), "VACUUM", 6) == 0)
+            what = *x ? lmp_strfmt("VACUUM INTO '%s'", x) : strdupCheck("VACUUM");
+        else
+            what = lmp_strfmt("ATTACH '%s'", x);
+        break;
+    case SQLITE_PRAGMA: what = a4 ? lmp_strfmt("PRAGMA %s = %s", x, y) : lmp_strfmt("PRAGMA %s", x); break;
+    case SQLITE_FUNCTION: what = lmp_strfmt("function %s()", y); break;
+    default: what = lmp_strfmt("SQLite action %d", action); break;
+    }
+    snprintf(s->refused, sizeof s->refused, "%s", what);
+    free(what);
+}
+
+static int readonly_authorizer(void *ctx, int action, const char *a3, const char *a4, const char *db,
+                               const char *trigger)
+{
+    lmp_store *s = ctx;
+    (void)db;
+    switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_READ:
+    case SQLITE_RECURSIVE: return SQLITE_OK;
+    case SQLITE_FUNCTION:
+        if (!in_list(functions_denied, a4)) return SQLITE_OK;
+        break;
+    case SQLITE_PRAGMA:
+        if (in_list(pragmas_read, a3) || (!a4 && in_list(pragmas_get, a3))) return SQLITE_OK;
+        break;
+    case SQLITE_UPDATE:
+        /* SQLite asks this of the schema table while it declares an
+         * eponymous virtual table (json_each, pragma_table_info); a real
+         * UPDATE of the schema table is refused by SQLite itself, and the
+         * connection is read-only besides. */
+        if (!trigger && is_schema_table(a3)) return SQLITE_OK;
+        break;
+    }
+    if (!s->refused[0]) describe_refusal(s, action, a3, a4);
+    return SQLITE_DENY;
+}
+
+/* Read-only at every level: the connection, SQLite's defensive mode (no
+ * writable_schema, no raw page writes), no fts3 tokenizer pointers, no
+ * extensions, no attached databases, and the authorizer above. */
+static void guard_readonly(lmp_store *s)
+{
+    s->readonly = 1;
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, (int *)0);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)0);
+    sqlite3_limit(s->db, SQLITE_LIMIT_ATTACHED, 0);
+    sqlite3_set_authorizer(s->db, readonly_authorizer, s);
+}
+
 int lmp_store_open_readonly(const char *path, lmp_store **out)
 {
     if (access(path, F_OK) != 0) return lmp_error("%s: no such database", path);
     lmp_store *s;
     if (open_db(path, SQLITE_OPEN_READONLY, &s) != 0) return -1;
+    guard_readonly(s);
     int v;
     if (get_user_version(s, &v) != 0) {
         lmp_store_close(s);
@@ -383,6 +538,26 @@ int lmp_store_reap_dead_runs(lmp_store *s)
 
 /* ------------------------------------------------------------ table output */
 
+/* Prepare the next statement of `*tail`.  On a read-only store, a statement
+ * the guard refused (or one SQLite says may write) fails naming what it
+ * would have done. */
+static int prepare(lmp_store *s, const char **tail, sqlite3_stmt **st)
+{
+    s->sql = *tail;
+    s->refused[0] = 0;
+    int rc = sqlite3_prepare_v2(s->db, *tail, -1, st, tail);
+    s->sql = NULL;
+    if (rc == SQLITE_OK && *st && s->readonly && !sqlite3_stmt_readonly(*st)) {
+        leading_words(sqlite3_sql(*st), 3, s->refused, sizeof s->refused);
+        sqlite3_finalize(*st);
+        *st = NULL;
+        rc = SQLITE_AUTH;
+    }
+    if (rc == SQLITE_OK) return 0;
+    if (s->refused[0]) return lmp_error("not allowed: the store is read-only here (%s)", s->refused);
+    return lmp_error("%s", sqlite3_errmsg(s->db));
+}
+
 /* One cell: tab-separated, or padded to the column width (not the last column). */
 static void print_cell(FILE *out, int c, int ncol, int tsv, int width, const char *text)
 {
@@ -450,8 +625,7 @@ int lmp_store_print_query(lmp_store *s, const char *sql, int tsv, FILE *out)
     const char *tail = sql;
     while (tail && *tail) {
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(s->db, tail, -1, &st, &tail) != SQLITE_OK)
-            return lmp_error("%s", sqlite3_errmsg(s->db));
+        if (prepare(s, &tail, &st) != 0) return -1;
         if (!st) break; /* trailing whitespace or comment */
         int rc = print_stmt(s, st, tsv, out);
         sqlite3_finalize(st);
@@ -463,8 +637,8 @@ int lmp_store_print_query(lmp_store *s, const char *sql, int tsv, FILE *out)
 int lmp_store_print_query_id(lmp_store *s, const char *sql, int64_t id, FILE *out)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return lmp_error("%s", sqlite3_errmsg(s->db));
+    if (prepare(s, &sql, &st) != 0) return -1;
+    if (!st) return 0;
     for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) sqlite3_bind_int64(st, i, id);
     int rc = print_stmt(s, st, 0, out);
     sqlite3_finalize(st);

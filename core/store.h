@@ -17,7 +17,9 @@ typedef struct lmp_store lmp_store;
 
 /* Open (creating and migrating if needed) the database at `path`. */
 int lmp_store_open(const char *path, lmp_store **out);
-/* Open read-only (for `lmpipe sql`): any write statement fails. */
+/* Open read-only (`lmpipe sql`, plot, report).  Only reads are allowed:
+ * SELECT, WITH, EXPLAIN, read-only pragmas; anything else fails preparing,
+ * "not allowed: the store is read-only here (WHAT)". */
 int lmp_store_open_readonly(const char *path, lmp_store **out);
 void lmp_store_close(lmp_store *s);
 sqlite3 *lmp_store_db(lmp_store *s);
