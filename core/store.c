@@ -29,6 +29,7 @@ struct lmp_store {
     int readonly;      /* opened by lmp_store_open_readonly: the guard below applies */
     const char *sql;   /* the statement being prepared, for naming what the guard refused */
     char refused[160]; /* what the guard refused in it, "" if nothing */
+    int out_closed;    /* the reader of the output went away (EPIPE): print nothing more */
 };
 
 /* Migrations: entry i brings a database from user_version i to i+1.
@@ -538,6 +539,12 @@ int lmp_store_reap_dead_runs(lmp_store *s)
 
 /* ------------------------------------------------------------ table output */
 
+/* The table's first rows are read before anything is printed, to size its
+ * columns; the rest are printed as they come, with those widths (a wider
+ * cell pushes the rest of its line), so a result of any length prints in
+ * bounded memory. */
+#define TABLE_PAGE 1000
+
 /* Prepare the next statement of `*tail`.  On a read-only store, a statement
  * the guard refused (or one SQLite says may write) fails naming what it
  * would have done. */
@@ -558,6 +565,17 @@ static int prepare(lmp_store *s, const char **tail, sqlite3_stmt **st)
     return lmp_error("%s", sqlite3_errmsg(s->db));
 }
 
+/* A cell's text: floats as %.6g, NULL as "NULL" (as "" in TSV). */
+static const char *cell_text(sqlite3_stmt *st, int c, int tsv, char buf[64])
+{
+    if (sqlite3_column_type(st, c) == SQLITE_FLOAT) {
+        snprintf(buf, 64, "%.6g", sqlite3_column_double(st, c));
+        return buf;
+    }
+    const unsigned char *t = sqlite3_column_text(st, c);
+    return t ? (const char *)t : (tsv ? "" : "NULL");
+}
+
 /* One cell: tab-separated, or padded to the column width (not the last column). */
 static void print_cell(FILE *out, int c, int ncol, int tsv, int width, const char *text)
 {
@@ -565,65 +583,75 @@ static void print_cell(FILE *out, int c, int ncol, int tsv, int width, const cha
     else fprintf(out, "%s%-*s", c ? "  " : "", c == ncol - 1 ? 0 : width, text);
 }
 
+static void print_header(sqlite3_stmt *st, int ncol, int tsv, const int *w, FILE *out)
+{
+    for (int c = 0; c < ncol; c++) print_cell(out, c, ncol, tsv, w[c], sqlite3_column_name(st, c));
+    fputc('\n', out);
+    if (tsv) return;
+    for (int c = 0; c < ncol; c++) {
+        fputs(c ? "  " : "", out);
+        for (int i = 0; i < w[c]; i++) fputc('-', out);
+    }
+    fputc('\n', out);
+}
+
+/* A write to `out` failed with `err`: a reader that went away (`lmpipe sql
+ * ... | head` with SIGPIPE ignored) ends the printing quietly; anything else
+ * is an error. */
+static int output_failed(lmp_store *s, int err)
+{
+    if (err == EPIPE) {
+        s->out_closed = 1;
+        return 0;
+    }
+    return lmp_error("writing the result: %s", err ? strerror(err) : "write error");
+}
+
 static int print_stmt(lmp_store *s, sqlite3_stmt *st, int tsv, FILE *out)
 {
+    if (s->out_closed) return 0;
     int ncol = sqlite3_column_count(st);
-    size_t nrow = 0, cap = 16;
-    char **cells = mallocCheck(cap * (size_t)(ncol ? ncol : 1) * sizeof *cells);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (nrow + 1 >= cap) {
-            cap *= 2;
-            cells = reallocCheck(cells, cap * (size_t)ncol * sizeof *cells);
-        }
-        for (int c = 0; c < ncol; c++) {
-            const unsigned char *t = sqlite3_column_text(st, c);
-            if (sqlite3_column_type(st, c) == SQLITE_FLOAT) {
-                char buf[64];
-                snprintf(buf, sizeof buf, "%.6g", sqlite3_column_double(st, c));
-                cells[nrow * ncol + c] = strdupCheck(buf);
-            } else {
-                cells[nrow * ncol + c] = strdupCheck(t ? (const char *)t : (tsv ? "" : "NULL"));
-            }
-        }
+    size_t page = tsv || ncol == 0 ? 0 : TABLE_PAGE, nrow = 0;
+    char **cells = page ? mallocCheck(page * (size_t)ncol * sizeof *cells) : NULL;
+    char buf[64];
+    int rc = SQLITE_ROW; /* SQLITE_ROW: there may be more rows */
+    while (nrow < page && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < ncol; c++) cells[nrow * ncol + c] = strdupCheck(cell_text(st, c, tsv, buf));
         nrow++;
     }
-    int ok = rc == SQLITE_DONE;
-    if (ok && ncol > 0) {
-        int *w = callocCheck((size_t)ncol, sizeof *w);
-        for (int c = 0; c < ncol; c++) {
-            w[c] = (int)strlen(sqlite3_column_name(st, c));
-            for (size_t r = 0; r < nrow; r++) {
-                int l = (int)strlen(cells[r * ncol + c]);
-                if (l > w[c]) w[c] = l;
-            }
-        }
-        for (int c = 0; c < ncol; c++)
-            print_cell(out, c, ncol, tsv, w[c], sqlite3_column_name(st, c));
-        fputc('\n', out);
-        if (!tsv) {
-            for (int c = 0; c < ncol; c++) {
-                fputs(c ? "  " : "", out);
-                for (int i = 0; i < w[c]; i++) fputc('-', out);
-            }
-            fputc('\n', out);
-        }
+    int *w = callocCheck((size_t)(ncol ? ncol : 1), sizeof *w);
+    for (int c = 0; c < ncol && !tsv; c++) {
+        w[c] = (int)strlen(sqlite3_column_name(st, c));
         for (size_t r = 0; r < nrow; r++) {
-            for (int c = 0; c < ncol; c++) print_cell(out, c, ncol, tsv, w[c], cells[r * ncol + c]);
-            fputc('\n', out);
+            int l = (int)strlen(cells[r * ncol + c]);
+            if (l > w[c]) w[c] = l;
         }
-        free(w);
+    }
+    if (ncol > 0) print_header(st, ncol, tsv, w, out);
+    for (size_t r = 0; r < nrow; r++) {
+        for (int c = 0; c < ncol; c++) print_cell(out, c, ncol, tsv, w[c], cells[r * ncol + c]);
+        fputc('\n', out);
     }
     for (size_t i = 0; i < nrow * (size_t)ncol; i++) free(cells[i]);
     free(cells);
-    if (!ok) return lmp_error("%s", sqlite3_errmsg(s->db));
+    /* the rest, one row at a time; stop as soon as the output fails, or an
+     * endless query would run on into a closed pipe */
+    while (rc == SQLITE_ROW && !ferror(out) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < ncol; c++) print_cell(out, c, ncol, tsv, w[c], cell_text(st, c, tsv, buf));
+        if (ncol > 0) fputc('\n', out);
+    }
+    int err = ferror(out) ? errno : 0; /* before anything else can change errno */
+    free(w);
+    if (!err && fflush(out) != 0) err = errno ? errno : EIO;
+    if (err || ferror(out)) return output_failed(s, err);
+    if (rc != SQLITE_DONE) return lmp_error("%s", sqlite3_errmsg(s->db));
     return 0;
 }
 
 int lmp_store_print_query(lmp_store *s, const char *sql, int tsv, FILE *out)
 {
     const char *tail = sql;
-    while (tail && *tail) {
+    while (tail && *tail && !s->out_closed) {
         sqlite3_stmt *st = NULL;
         if (prepare(s, &tail, &st) != 0) return -1;
         if (!st) break; /* trailing whitespace or comment */

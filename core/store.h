@@ -64,7 +64,10 @@ int lmp_store_artifact(lmp_store *s, int64_t run_id, const char *stage, const ch
 int lmp_store_reap_dead_runs(lmp_store *s);
 
 /* Run `sql` and print the result as an aligned table (or tab-separated when
- * `tsv`).  Errors name the statement's problem as SQLite reports it. */
+ * `tsv`), row by row as SQLite produces them: the table's first 1000 rows
+ * size its columns.  Errors name the statement's problem as SQLite reports
+ * it.  A reader that stops reading (EPIPE) ends the printing, and every later
+ * print on this store, quietly: that is not an error. */
 int lmp_store_print_query(lmp_store *s, const char *sql, int tsv, FILE *out);
 /* Same, with one int64 parameter bound to every '?'. */
 int lmp_store_print_query_id(lmp_store *s, const char *sql, int64_t id, FILE *out);
