@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -125,12 +126,14 @@ fail:;
     return lmp_error("%s", msg);
 }
 
-static int open_db(const char *path, int flags, lmp_store **out)
+/* `filename` is what SQLite opens (a URI for the immutable fallback);
+ * messages name `path`. */
+static int open_db(const char *path, const char *filename, int flags, lmp_store **out)
 {
     *out = NULL;
     lmp_store *s = callocCheck(1, sizeof *s);
     s->path = strdupCheck(path);
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(filename, &s->db, flags, NULL) != SQLITE_OK) {
         lmp_error("%s: cannot open database: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         lmp_store_close(s);
         return -1;
@@ -144,7 +147,7 @@ static int open_db(const char *path, int flags, lmp_store **out)
 int lmp_store_open(const char *path, lmp_store **out)
 {
     lmp_store *s;
-    if (open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s) != 0) return -1;
+    if (open_db(path, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s) != 0) return -1;
     /* journal_mode=WAL fails with SQLITE_NOTADB on a non-database file */
     if (exec(s, "PRAGMA journal_mode=WAL") != 0 || exec(s, "PRAGMA synchronous=NORMAL") != 0 ||
         exec(s, "PRAGMA foreign_keys=ON") != 0 || migrate(s) != 0) {
@@ -156,6 +159,26 @@ int lmp_store_open(const char *path, lmp_store **out)
 }
 
 /* ------------------------------------------------------- read-only access */
+
+/* Whether `path` (and `path` + suffix) can be written by this user. */
+static int can_write(const char *path, const char *suffix)
+{
+    char *p = lmp_strfmt("%s%s", path, suffix);
+    int ok = access(p, F_OK) != 0 || access(p, W_OK) == 0;
+    free(p);
+    return ok;
+}
+
+int lmp_store_writable(const char *path)
+{
+    /* SQLite creates the -wal and -shm files beside the database */
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? lmp_strfmt("%.*s", (int)(slash - path + (slash == path)), path) : strdupCheck(".");
+    int ok = access(path, W_OK) == 0 && access(dir, W_OK | X_OK) == 0 && can_write(path, "-wal") &&
+             can_write(path, "-shm");
+    free(dir);
+    return ok;
+}
 
 /* Statements a read-only command may run: SELECT and WITH (recursive ones
  * too), EXPLAIN, read-only pragmas.  An allow-list, because what SQLite can
@@ -305,16 +328,71 @@ static void guard_readonly(lmp_store *s)
     sqlite3_set_authorizer(s->db, readonly_authorizer, s);
 }
 
+/* file:PATH?immutable=1, PATH percent-encoded. */
+static char *immutable_uri(const char *path)
+{
+    lmp_sbuf b = {0};
+    lmp_sbuf_puts(&b, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("/._-~", *p))
+            lmp_sbuf_putc(&b, (char)*p);
+        else
+            lmp_sbuf_printf(&b, "%%%02X", *p);
+    }
+    lmp_sbuf_puts(&b, "?immutable=1");
+    return b.s;
+}
+
+/* The -wal file holds committed changes not yet copied into the database. */
+static int wal_has_changes(const char *path)
+{
+    char *wal = lmp_strfmt("%s-wal", path);
+    struct stat st;
+    int has = stat(wal, &st) == 0 && st.st_size > 0;
+    free(wal);
+    return has;
+}
+
+/* Open, guard and read the schema version; *code is SQLite's error code
+ * when that first read fails. */
+static int open_guarded(const char *path, const char *filename, int flags, lmp_store **out, int *version,
+                        int *code)
+{
+    *code = SQLITE_OK;
+    if (open_db(path, filename, flags, out) != 0) return -1;
+    guard_readonly(*out);
+    if (get_user_version(*out, version) == 0) return 0;
+    *code = sqlite3_extended_errcode((*out)->db);
+    lmp_store_close(*out);
+    *out = NULL;
+    return -1;
+}
+
 int lmp_store_open_readonly(const char *path, lmp_store **out)
 {
+    *out = NULL;
     if (access(path, F_OK) != 0) return lmp_error("%s: no such database", path);
     lmp_store *s;
-    if (open_db(path, SQLITE_OPEN_READONLY, &s) != 0) return -1;
-    guard_readonly(s);
-    int v;
-    if (get_user_version(s, &v) != 0) {
-        lmp_store_close(s);
-        return -1;
+    int v, code;
+    if (open_guarded(path, path, SQLITE_OPEN_READONLY, &s, &v, &code) != 0) {
+        /* A reader of a WAL database needs its -shm file, and cannot create
+         * one in a folder it may not write (SQLite says "readonly" or "cannot
+         * open"; anything else, a busy or broken store, is the error).  With
+         * no changes waiting in the -wal, the database file alone is the
+         * whole store: read it as an immutable file, which needs neither.
+         * Otherwise reading it alone would show an older store, so say why
+         * it cannot be read. */
+        if ((code & 0xff) != SQLITE_READONLY && (code & 0xff) != SQLITE_CANTOPEN) return -1;
+        if (wal_has_changes(path)) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", lmp_errmsg());
+            return lmp_error("%s (%s-wal holds changes not yet in the database, and its -shm file cannot be "
+                             "opened or created here)", msg, path);
+        }
+        char *uri = immutable_uri(path);
+        int rc = open_guarded(path, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &s, &v, &code);
+        free(uri);
+        if (rc != 0) return -1;
     }
     if (v == 0) {
         lmp_store_close(s);

@@ -17,10 +17,16 @@ typedef struct lmp_store lmp_store;
 
 /* Open (creating and migrating if needed) the database at `path`. */
 int lmp_store_open(const char *path, lmp_store **out);
-/* Open read-only (`lmpipe sql`, plot, report).  Only reads are allowed:
+/* Open read-only (the commands that only read: sql, runs, show, compare,
+ * plot, report): no migration, no reaping, nothing written, not even the
+ * -shm file where the folder is not writable (then a database whose -wal
+ * holds no changes is read as an immutable file).  Only reads are allowed:
  * SELECT, WITH, EXPLAIN, read-only pragmas; anything else fails preparing,
  * "not allowed: the store is read-only here (WHAT)". */
 int lmp_store_open_readonly(const char *path, lmp_store **out);
+/* Whether this user can write the store at `path`: the file, its folder
+ * (where SQLite creates the -wal and -shm files) and those files. */
+int lmp_store_writable(const char *path);
 void lmp_store_close(lmp_store *s);
 sqlite3 *lmp_store_db(lmp_store *s);
 const char *lmp_store_path(lmp_store *s);
