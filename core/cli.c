@@ -54,14 +54,18 @@ int lmp_cli_parse_id(const char *s, int64_t *id)
     return 0;
 }
 
-/* Open the store for reading; a missing database is an error, not created. */
-static int open_existing(const char *cmd, lmp_store **s, int writable)
+/* Open the store for reading; a missing database is an error, not created.
+ * With `maintain`, a store this user can write is also migrated and has its
+ * killed runs marked interrupted; one it cannot write (a shared store in
+ * someone else's folder) is only read. */
+static int open_existing(const char *cmd, lmp_store **s, int maintain)
 {
     const char *path = lmp_store_default_path(lmp_cli_db);
     if (access(path, F_OK) != 0) {
         lmp_error("%s: no such database (run a pipeline first, or pass --db)", path);
         return lmp_cli_fail(cmd, 1);
     }
+    int writable = maintain && lmp_store_writable(path);
     if ((writable ? lmp_store_open(path, s) : lmp_store_open_readonly(path, s)) != 0) return lmp_cli_fail(cmd, 1);
     if (writable) lmp_store_reap_dead_runs(*s);
     return 0;

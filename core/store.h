@@ -17,8 +17,16 @@ typedef struct lmp_store lmp_store;
 
 /* Open (creating and migrating if needed) the database at `path`. */
 int lmp_store_open(const char *path, lmp_store **out);
-/* Open read-only (for `lmpipe sql`): any write statement fails. */
+/* Open read-only (the commands that only read: sql, runs, show, compare,
+ * plot, report): no migration, no reaping, nothing written, not even the
+ * -shm file where the folder is not writable (then a database whose -wal
+ * holds no changes is read as an immutable file).  Only reads are allowed:
+ * SELECT, WITH, EXPLAIN, read-only pragmas; anything else fails preparing,
+ * "not allowed: the store is read-only here (WHAT)". */
 int lmp_store_open_readonly(const char *path, lmp_store **out);
+/* Whether this user can write the store at `path`: the file, its folder
+ * (where SQLite creates the -wal and -shm files) and those files. */
+int lmp_store_writable(const char *path);
 void lmp_store_close(lmp_store *s);
 sqlite3 *lmp_store_db(lmp_store *s);
 const char *lmp_store_path(lmp_store *s);
@@ -62,7 +70,10 @@ int lmp_store_artifact(lmp_store *s, int64_t run_id, const char *stage, const ch
 int lmp_store_reap_dead_runs(lmp_store *s);
 
 /* Run `sql` and print the result as an aligned table (or tab-separated when
- * `tsv`).  Errors name the statement's problem as SQLite reports it. */
+ * `tsv`), row by row as SQLite produces them: the table's first 1000 rows
+ * size its columns.  Errors name the statement's problem as SQLite reports
+ * it.  A reader that stops reading (EPIPE) ends the printing, and every later
+ * print on this store, quietly: that is not an error. */
 int lmp_store_print_query(lmp_store *s, const char *sql, int tsv, FILE *out);
 /* Same, with one int64 parameter bound to every '?'. */
 int lmp_store_print_query_id(lmp_store *s, const char *sql, int64_t id, FILE *out);

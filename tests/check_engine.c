@@ -382,7 +382,7 @@ START_TEST(store_schema)
     lmp_store_close(s);
     ck_assert_int_eq(lmp_store_open_readonly(db, &s), 0);
     ck_assert_int_eq(lmp_store_print_query(s, "DELETE FROM runs", 0, stdout), -1);
-    ck_assert_str_eq(lmp_errmsg(), "attempt to write a readonly database");
+    ck_assert_str_eq(lmp_errmsg(), "not allowed: the store is read-only here (DELETE FROM runs)");
     lmp_store_close(s);
     /* a file that is not a database */
     char *junk = lmp_strfmt("%s/junk.db", tmpdir);
