@@ -460,8 +460,8 @@ static int cache_load(lmp_stage *st)
 static int cache_store(lmp_stage *st)
 {
     char *dir = lmp_strfmt("%s/%s", lmp_cachedir(st), st->key);
-    char *tmp = lmp_strfmt("%s.tmp.%ld", dir, (long)getpid());
-    int rc = lmp_mkdirs(tmp);
+    char *tmp = lmp_temp_dir(dir); /* a fresh name: see lmp_temp_file */
+    int rc = tmp ? 0 : -1;
     for (int i = 0; rc == 0 && st->def->produces[i].name; i++) {
         const lmp_port *port = &st->def->produces[i];
         lmp_value *v = output_value(st, port->name);
@@ -480,9 +480,7 @@ static int cache_store(lmp_stage *st)
         /* another process stored the same entry first: theirs is as good */
         if (access(dir, F_OK) != 0) rc = lmp_error("%s: cannot store cache entry", dir);
     }
-    char *cmd = lmp_strfmt("rm -rf '%s'", tmp);
-    if (access(tmp, F_OK) == 0 && system(cmd) != 0) {}
-    free(cmd);
+    if (tmp) lmp_remove_tree(tmp);
     for (int i = 0; rc == 0 && st->def->produces[i].name; i++) {
         char *path = lmp_strfmt("%s/%s", dir, st->def->produces[i].name);
         lmp_log_artifact(st, st->def->produces[i].name, path);
@@ -592,6 +590,7 @@ int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts
     rc.store = store;
     rc.opts = opts;
     rc.home = lmp_data_home(store ? lmp_store_path(store) : opts->store_path);
+    if (!store && opts->store_path) lmp_protect_file(opts->store_path); /* as lmp_store_open does */
     if (store && lmp_store_begin_run(store, opts->experiment ? opts->experiment : "default", p->path, p->text,
                                      opts->seed, &rc.run_id) != 0) {
         if (lmp_dist_size() > 1) lmp_dist_abort(lmp_errmsg(), 1);

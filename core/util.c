@@ -9,9 +9,12 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,17 +158,20 @@ static int fsync_dir_of(const char *path)
 int lmp_atomic_open(lmp_atomic_file *af, const char *path)
 {
     memset(af, 0, sizeof *af);
-    af->path = strdupCheck(path);
-    af->tmp_path = lmp_strfmt("%s.tmp.%ld", path, (long)getpid());
-    af->fp = fopen(af->tmp_path, "wb");
+    if (lmp_output_file_check(path) != 0) return -1;
+    char *tmp;
+    int fd = lmp_temp_file(path, &tmp);
+    if (fd < 0) return -1;
+    af->fp = fdopen(fd, "wb");
     if (!af->fp) {
         int e = errno;
-        lmp_error("%s: cannot write: %s", path, strerror(e));
-        free(af->path);
-        free(af->tmp_path);
-        memset(af, 0, sizeof *af);
-        return -1;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return lmp_error("%s: cannot write: %s", path, strerror(e));
     }
+    af->path = strdupCheck(path);
+    af->tmp_path = tmp;
     return 0;
 }
 
@@ -206,6 +212,14 @@ int lmp_atomic_commit(lmp_atomic_file *af)
         lmp_atomic_abort(af);
         return -1;
     }
+    /* again: what is at the path now gets replaced (a long write may have
+     * taken a while) */
+    if (lmp_output_file_check(af->path) != 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lmp_errmsg());
+        lmp_atomic_abort(af);
+        return lmp_error("%s", msg);
+    }
     if (rename(af->tmp_path, af->path) != 0) {
         lmp_error("%s: cannot replace: %s", af->path, strerror(errno));
         lmp_atomic_abort(af);
@@ -243,13 +257,161 @@ int lmp_mkdirs(const char *path)
             if (!c) break;
         }
     }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        free(p);
-        return lmp_error("%s: exists and is not a directory", path);
-    }
     free(p);
-    return 0;
+    return lmp_output_dir_check(path);
+}
+
+/* ----------------------------------------------------------- output safety */
+
+/* Protected files by canonical path: the store and its companions.  Few
+ * (one store per process, a handful in the unit tests) and kept for the
+ * life of the process: a store closed a moment ago is still no output. */
+static char **protected;
+static int n_protected;
+static pthread_mutex_t protected_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* realpath of the folder + "/" + the last name: the file itself need not
+ * exist, and a symbolic link at the last name is not followed.  NULL when
+ * the folder does not resolve (then nothing can be written there either). */
+static char *canonical(const char *path)
+{
+    char *a = strdupCheck(path), *b = strdupCheck(path);
+    const char *name = basename(b);
+    char *dir = realpath(dirname(a), NULL), *out = NULL;
+    if (dir && (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, "/") == 0))
+        out = realpath(path, NULL);
+    else if (dir)
+        out = lmp_strfmt("%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", name);
+    free(dir), free(a), free(b);
+    return out;
+}
+
+void lmp_protect_file(const char *path)
+{
+    char *c = realpath(path, NULL);
+    if (!c) c = canonical(path);
+    if (!c) return;
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    pthread_mutex_lock(&protected_lock);
+    int have = 0;
+    for (int i = 0; i < n_protected && !have; i++) have = strcmp(protected[i], c) == 0;
+    for (int k = 0; k < 4 && !have; k++) {
+        protected = reallocCheck(protected, (size_t)(n_protected + 1) * sizeof *protected);
+        protected[n_protected++] = lmp_strfmt("%s%s", c, suffix[k]);
+    }
+    pthread_mutex_unlock(&protected_lock);
+    free(c);
+}
+
+/* The protected file that `path` (whose lstat is *st, when it exists) is,
+ * by canonical name or by device and inode; NULL if none.  Caller frees. */
+static char *protected_match(const char *path, const struct stat *st)
+{
+    char *c = canonical(path), *hit = NULL;
+    pthread_mutex_lock(&protected_lock);
+    for (int i = 0; i < n_protected && !hit; i++) {
+        struct stat ps;
+        if ((c && strcmp(c, protected[i]) == 0) ||
+            (st && stat(protected[i], &ps) == 0 && ps.st_dev == st->st_dev && ps.st_ino == st->st_ino))
+            hit = strdupCheck(protected[i]);
+    }
+    pthread_mutex_unlock(&protected_lock);
+    free(c);
+    return hit;
+}
+
+static const char *file_kind(mode_t m)
+{
+    return S_ISLNK(m) ? "a symbolic link" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+         : S_ISREG(m) ? "a regular file" : "not a regular file";
+}
+
+static int refuse_protected(const char *path, char *hit)
+{
+    lmp_error("%s: is the experiment store%s%s%s; refusing to write over it", path, strcmp(path, hit) ? " (" : "",
+              strcmp(path, hit) ? hit : "", strcmp(path, hit) ? ")" : "");
+    free(hit);
+    return -1;
+}
+
+int lmp_output_file_check(const char *path)
+{
+    struct stat st;
+    int exists = lstat(path, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode))
+        return lmp_error("%s: is %s, not a regular file; refusing to replace it", path, file_kind(st.st_mode));
+    char *hit = protected_match(path, exists ? &st : NULL);
+    return hit ? refuse_protected(path, hit) : 0;
+}
+
+int lmp_output_dir_check(const char *path)
+{
+    struct stat st;
+    int exists = stat(path, &st) == 0 || lstat(path, &st) == 0; /* lstat: a dangling link */
+    if (exists && S_ISDIR(st.st_mode)) return 0;                /* (the store is no directory) */
+    char *hit = protected_match(path, exists ? &st : NULL);
+    if (hit) return refuse_protected(path, hit);
+    if (!exists) return 0; /* to be created */
+    return lmp_error("%s: is %s, not a directory", path, file_kind(st.st_mode));
+}
+
+/* Six random characters for a temporary name. */
+static void temp_suffix(char out[7])
+{
+    static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static atomic_ulong counter;
+    uint64_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        uint64_t x[3] = {(uint64_t)getpid(), (uint64_t)(lmp_now() * 1e9), atomic_fetch_add(&counter, 1)};
+        r = lmp_hash_bytes(x, sizeof x);
+    }
+    for (int i = 0; i < 6; i++, r /= 62) out[i] = abc[r % 62];
+    out[6] = 0;
+}
+
+int lmp_temp_file(const char *path, char **tmp_path)
+{
+    *tmp_path = NULL;
+    for (int tries = 0; tries < 100; tries++) {
+        char sfx[7];
+        temp_suffix(sfx);
+        char *tmp = lmp_strfmt("%s.tmp.%ld.%s", path, (long)getpid(), sfx);
+        /* O_EXCL: never an existing name, nor a symbolic link planted there */
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            *tmp_path = tmp;
+            return fd;
+        }
+        int e = errno;
+        free(tmp);
+        if (e != EEXIST) {
+            lmp_error("%s: cannot write: %s", path, strerror(e));
+            errno = e; /* for a caller that words its own message */
+            return -1;
+        }
+    }
+    lmp_error("%s: cannot write: no free temporary name beside it", path);
+    errno = EEXIST;
+    return -1;
+}
+
+char *lmp_temp_dir(const char *path)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        char sfx[7];
+        temp_suffix(sfx);
+        char *tmp = lmp_strfmt("%s.tmp.%ld.%s", path, (long)getpid(), sfx);
+        if (mkdir(tmp, 0777) == 0) return tmp; /* mkdir never follows a link */
+        int e = errno;
+        free(tmp);
+        if (e != EEXIST) {
+            lmp_error("%s: cannot create a temporary folder beside it: %s", path, strerror(e));
+            return NULL;
+        }
+    }
+    lmp_error("%s: cannot create a temporary folder: no free name beside it", path);
+    return NULL;
 }
 
 /* ----------------------------------------------------------------- SHA-256 */

@@ -35,6 +35,30 @@ int lmp_read_file(const char *path, size_t max_bytes, char **data, size_t *len);
  * file intact. */
 int lmp_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* Outputs never destroy what they must not.  Every file lmpipe writes goes
+ * through the atomic writer, every folder it writes into through lmp_mkdirs,
+ * and both check the final path first:
+ *   - a file may replace only a regular file (or nothing): a symbolic link, a
+ *     device, a FIFO, a socket or a directory there is refused;
+ *   - a folder must be a directory (a symbolic link to one is followed);
+ *   - neither may be a protected file: the experiment store and its -wal,
+ *     -shm and -journal, compared by device and inode (hard links) and by
+ *     canonical path ("./a/../store.db", a not yet existing -wal).
+ * The refusal is one line naming the path. */
+void lmp_protect_file(const char *path); /* the store registers itself (store.c) */
+int lmp_output_file_check(const char *path);
+int lmp_output_dir_check(const char *path);
+
+/* A new, empty file "PATH.tmp.PID.XXXXXX" beside `path`, created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW and mode 0666 & ~umask (what fopen gives): a
+ * name planted in a shared folder (a symbolic link, say) is never opened,
+ * another random name is tried.  Returns the open descriptor and the name
+ * (*tmp_path, caller frees), or -1 with a message naming `path` (and errno
+ * saying why). */
+int lmp_temp_file(const char *path, char **tmp_path);
+/* Same for a folder "PATH.tmp.PID.XXXXXX" (mode 0777 & ~umask); NULL on failure. */
+char *lmp_temp_dir(const char *path);
+
 /* Atomic writes of larger files in pieces. */
 typedef struct {
     FILE *fp;
@@ -60,7 +84,7 @@ void lmp_sbuf_free(lmp_sbuf *b);
 /* Whether [s, s+n) is valid UTF-8; if not, *bad is the offset of the first bad byte. */
 int lmp_utf8_valid(const char *s, size_t n, size_t *bad);
 
-/* mkdir -p */
+/* mkdir -p; the final path must end up a directory (lmp_output_dir_check). */
 int lmp_mkdirs(const char *path);
 
 /* SHA-256 */
