@@ -61,6 +61,8 @@ struct lmp_stage {
     char *workdir;
     char *cachedir;
     lmp_progress_state progress;
+    char *oom_where;       /* "stage 'NAME' (TYPE)", for a failed allocation */
+    struct lmp_stage *outer; /* the stage that started this one's run (lmp_subrun) */
 };
 
 /* ------------------------------------------------------------ signals */
@@ -505,6 +507,35 @@ static int cache_hit(lmp_stage *st)
     return (int)hit;
 }
 
+/* Out of memory while a stage runs (util.h, lmp_oom_set): record the stage
+ * and its run failed -- and the runs that started it, for a sub-run --
+ * rather than leave them 'running' for the next command to call
+ * interrupted.  Small SQLite allocations only, after the big one failed. */
+static int on_oom(const char *msg, void *arg)
+{
+    lmp_stage *st = arg;
+    for (lmp_stage *s = st; s; s = s->outer) {
+        lmp_store *store = s->run->store, *own = NULL;
+        /* an MPI rank without the store opens it, as dist_fail does */
+        if (!store && s->run->opts->store_path && lmp_store_open(s->run->opts->store_path, &own) == 0) store = own;
+        lmp_store_mark_failed(store, s->run->run_id, s->ps->name, msg);
+        lmp_store_close(own);
+    }
+    fprintf(stderr, "lmpipe run: run %lld failed: %s\n", (long long)st->run->run_id, msg);
+    return 1;
+}
+
+int lmp_stage_check(lmp_pstage *ps)
+{
+    const lmp_stage_def *d = ps->entry->def;
+    if (!d->check) return 0;
+    lmp_stage st = {0}; /* no run: parameters only */
+    st.index = -1;
+    st.ps = ps;
+    st.def = d;
+    return d->check(&st);
+}
+
 static int run_stage(lmp_runctx *rc, int i, const char **status)
 {
     lmp_pstage *ps = &rc->p->stages[i];
@@ -536,6 +567,12 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
     if (lmp_store_stage_begin(rc->store, rc->run_id, ps->name, use_cache ? st.key : NULL) != 0) return -1;
     double t0 = lmp_now();
     int r = 0;
+    lmp_oom_hook prev_hook;
+    void *prev_arg;
+    const char *prev_where;
+    st.oom_where = lmp_strfmt("stage '%s' (%s)", ps->name, ps->type);
+    lmp_oom_set(on_oom, &st, st.oom_where, &prev_hook, &prev_arg, &prev_where);
+    st.outer = prev_hook == on_oom ? prev_arg : NULL;
     if (use_cache && !rc->opts->no_cache && cache_hit(&st)) {
         lmp_info(&st, "reusing cached result %.12s", st.key);
         *status = "cached";
@@ -558,6 +595,8 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
             lmp_warn(&st, "could not cache the result: %s", lmp_errmsg());
         *status = r == 0 ? "finished" : interrupted ? "interrupted" : "failed";
     }
+    lmp_oom_set(prev_hook, prev_arg, prev_where, NULL, NULL, NULL);
+    free(st.oom_where);
     char err[1024];
     snprintf(err, sizeof err, "%s", lmp_errmsg());
     lmp_store_stage_end(rc->store, rc->run_id, ps->name, *status, lmp_now() - t0);

@@ -43,9 +43,35 @@ const char *lmp_errmsg(void) { return err_buf; }
 
 /* -------------------------------------------------------------- allocation */
 
+/* Set by the run executor while a stage runs (lmp_oom_set). */
+static lmp_oom_hook oom_hook;
+static void *oom_arg;
+static const char *oom_where;
+
+void lmp_oom_set(lmp_oom_hook hook, void *arg, const char *where, lmp_oom_hook *prev_hook, void **prev_arg,
+                 const char **prev_where)
+{
+    if (prev_hook) *prev_hook = oom_hook;
+    if (prev_arg) *prev_arg = oom_arg;
+    if (prev_where) *prev_where = oom_where;
+    oom_hook = hook, oom_arg = arg, oom_where = where;
+}
+
 static void oom(size_t size, const char *file, int line)
 {
-    fprintf(stderr, "lmpipe: out of memory (%zu bytes) at %s:%d\n", size, file, line);
+    /* One report: a second thread failing at the same time waits for the
+     * first to exit; the same thread failing again inside the hook (it
+     * should not allocate, but) ends at once. */
+    static atomic_int reporting;
+    static __thread int in_oom;
+    if (in_oom) _exit(1);
+    in_oom = 1;
+    if (atomic_exchange(&reporting, 1))
+        for (;;) pause();
+    char msg[512]; /* no allocation from here on but the hook's */
+    if (oom_where) snprintf(msg, sizeof msg, "out of memory allocating %zu bytes in %s", size, oom_where);
+    else snprintf(msg, sizeof msg, "out of memory (%zu bytes) at %s:%d", size, file, line);
+    if (!(oom_hook && oom_hook(msg, oom_arg))) fprintf(stderr, "lmpipe: %s\n", msg);
     exit(1);
 }
 
@@ -59,7 +85,8 @@ void *lmp_malloc_check(size_t size, const char *file, int line)
 void *lmp_calloc_check(size_t n, size_t size, const char *file, int line)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) oom(n * size, file, line);
+    size_t bytes;
+    if (!p) oom(__builtin_mul_overflow(n, size, &bytes) ? SIZE_MAX : bytes, file, line);
     return p;
 }
 
@@ -412,6 +439,22 @@ char *lmp_temp_dir(const char *path)
     }
     lmp_error("%s: cannot create a temporary folder: no free name beside it", path);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ memory */
+
+uint64_t lmp_physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
+int lmp_check_memory(double bytes, const char *what)
+{
+    uint64_t have = lmp_physical_memory();
+    if (have == 0 || bytes <= (double)have) return 0;
+    return lmp_error("%s need about %.1f GB, more than this machine's %.1f GB of memory", what, bytes / 1e9,
+                     (double)have / 1e9);
 }
 
 /* ----------------------------------------------------------------- SHA-256 */

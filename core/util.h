@@ -13,7 +13,9 @@
 
 #include "lmpipe.h"
 
-/* Checked allocation: on failure print "out of memory (N bytes) at file:line" and exit(1). */
+/* Checked allocation: on failure print "out of memory (N bytes) at file:line"
+ * and exit(1) -- or, while an out-of-memory hook is set, one line "out of
+ * memory allocating N bytes in WHERE" after the hook ran. */
 void *lmp_malloc_check(size_t size, const char *file, int line);
 void *lmp_calloc_check(size_t n, size_t size, const char *file, int line);
 void *lmp_realloc_check(void *p, size_t size, const char *file, int line);
@@ -22,6 +24,18 @@ char *lmp_strdup_check(const char *s, const char *file, int line);
 #define callocCheck(n, s) lmp_calloc_check((n), (s), __FILE__, __LINE__)
 #define reallocCheck(p, n) lmp_realloc_check((p), (n), __FILE__, __LINE__)
 #define strdupCheck(s) lmp_strdup_check((s), __FILE__, __LINE__)
+
+/* What a failed checked allocation reports, and whom it tells before the
+ * process exits 1: the run executor (run.c) sets `where` to the running
+ * stage and `hook` to a function that records the run as failed.  The hook
+ * gets the whole message ("out of memory allocating N bytes in WHERE"); it
+ * must not allocate much (the store's small SQLite allocations are fine once
+ * the big one failed) and returns nonzero when it printed the message itself.
+ * NULL hook and where: the plain message with file and line.  Returns the
+ * previous settings through prev_* (may be NULL), to restore them. */
+typedef int (*lmp_oom_hook)(const char *msg, void *arg);
+void lmp_oom_set(lmp_oom_hook hook, void *arg, const char *where, lmp_oom_hook *prev_hook, void **prev_arg,
+                 const char **prev_where);
 
 /* printf into a new string (checked). */
 char *lmp_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -86,6 +100,14 @@ int lmp_utf8_valid(const char *s, size_t n, size_t *bad);
 
 /* mkdir -p; the final path must end up a directory (lmp_output_dir_check). */
 int lmp_mkdirs(const char *path);
+
+/* Physical memory of this machine in bytes (0 if unknown). */
+uint64_t lmp_physical_memory(void);
+/* For a stage's check (lmp_stage_def.check): 0 when `bytes` fit in physical
+ * memory, else -1 and "WHAT need about X GB, more than this machine's Y GB
+ * of memory".  Only what is sure to be needed belongs in `bytes`: the check
+ * refuses the obviously impossible, it does not predict the peak. */
+int lmp_check_memory(double bytes, const char *what);
 
 /* SHA-256 */
 typedef struct {
