@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -606,6 +607,33 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
     return r;
 }
 
+/* The data home takes every artifact and cache entry: one that cannot be
+ * written is found before the first stage runs, naming the folder and the
+ * system's reason, not hours later at the first file a stage writes. */
+static int home_writable(const char *home)
+{
+    static const char *const sub[] = {"", "/runs", "/cache"};
+    const char *env = getenv("LMPIPE_HOME");
+    const char *what = env && *env ? "data home (LMPIPE_HOME)" : "data home";
+    for (int i = 0; i < 3; i++) {
+        char *dir = lmp_strfmt("%s%s", home, sub[i]), *probe = lmp_strfmt("%s/.write-test", dir), *tmp;
+        int rc = lmp_mkdirs(dir), fd = -1;
+        if (rc != 0) {
+            lmp_error("%s %s is not writable: %s", what, home, lmp_errmsg());
+        } else if ((fd = lmp_temp_file(probe, &tmp)) < 0) {
+            rc = lmp_error("%s %s is not writable: %s: cannot create a file: %s", what, home, dir, strerror(errno));
+        } else {
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+        }
+        free(probe);
+        free(dir);
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
 /* Record a failure on this rank as the run's (rank 0 already has; another
  * rank opens the store itself), then MPI_Abort every rank. */
 static void dist_fail(lmp_runctx *rc, const char *stage, const char *err)
@@ -680,6 +708,7 @@ int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts
 
     int result = 0, failed_stage = -1;
     const char *status = "finished";
+    if (lmp_dist_writer() && home_writable(rc.home) != 0) result = 1;
     for (int i = 0; i < p->nstages && result == 0; i++) {
         if (run_stage(&rc, i, &status) != 0) result = 1, failed_stage = i;
     }
