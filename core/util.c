@@ -10,10 +10,12 @@
 #include <libgen.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -439,6 +441,85 @@ char *lmp_temp_dir(const char *path)
     }
     lmp_error("%s: cannot create a temporary folder: no free name beside it", path);
     return NULL;
+}
+
+/* ------------------------------------------------------------ mapped files */
+
+/* The registry the SIGBUS handler reads: fixed slots, so the handler needs
+ * no lock and no allocation; a slot is free while its address is 0. */
+#define MAX_MAPPED 64
+static struct {
+    _Atomic(uintptr_t) addr;
+    size_t len;
+    char path[1024];
+} mapped[MAX_MAPPED];
+static pthread_mutex_t mapped_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void put_str(const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0 && errno != EINTR) return;
+        if (w > 0) s += w, n -= (size_t)w;
+    }
+}
+
+/* Async-signal-safe: no stdio, no allocation, no lock. */
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    uintptr_t a = (uintptr_t)si->si_addr;
+    for (int i = 0; i < MAX_MAPPED; i++) {
+        uintptr_t b = atomic_load(&mapped[i].addr);
+        if (b && a >= b && a - b < mapped[i].len) {
+            put_str("lmpipe: ");
+            put_str(mapped[i].path);
+            put_str(" changed on disk while mapped (SIGBUS); checkpoints are read in place and must not be "
+                    "rewritten while in use\n");
+            _exit(1);
+        }
+    }
+    /* not a mapped file: the usual crash */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_sigbus(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+void *lmp_map_file(int fd, size_t len, const char *path)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) return m;
+    pthread_once(&once, install_sigbus);
+    pthread_mutex_lock(&mapped_lock);
+    for (int i = 0; i < MAX_MAPPED; i++) {
+        if (atomic_load(&mapped[i].addr)) continue;
+        snprintf(mapped[i].path, sizeof mapped[i].path, "%s", path);
+        mapped[i].len = len;
+        atomic_store(&mapped[i].addr, (uintptr_t)m); /* last: the slot is complete */
+        break;
+    }
+    pthread_mutex_unlock(&mapped_lock);
+    return m;
+}
+
+void lmp_unmap_file(void *addr, size_t len)
+{
+    if (!addr) return;
+    pthread_mutex_lock(&mapped_lock);
+    for (int i = 0; i < MAX_MAPPED; i++)
+        if (atomic_load(&mapped[i].addr) == (uintptr_t)addr) atomic_store(&mapped[i].addr, 0);
+    pthread_mutex_unlock(&mapped_lock);
+    munmap(addr, len);
 }
 
 /* ------------------------------------------------------------------ memory */

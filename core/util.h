@@ -101,6 +101,16 @@ int lmp_utf8_valid(const char *s, size_t n, size_t *bad);
 /* mkdir -p; the final path must end up a directory (lmp_output_dir_check). */
 int lmp_mkdirs(const char *path);
 
+/* Memory-mapped files (model checkpoints, read in place).  A file truncated
+ * or rewritten in place while mapped turns a read of a vanished page into
+ * SIGBUS: the handler lmp_map_file installs names the file in one line
+ * ("lmpipe: FILE changed on disk while mapped (SIGBUS); ...") with write(2)
+ * and ends the process with _exit(1).  A SIGBUS elsewhere stays fatal as
+ * usual.  Map read-only and private, like mmap(NULL, len, PROT_READ,
+ * MAP_PRIVATE, fd, 0); MAP_FAILED with errno on failure. */
+void *lmp_map_file(int fd, size_t len, const char *path);
+void lmp_unmap_file(void *addr, size_t len);
+
 /* Physical memory of this machine in bytes (0 if unknown). */
 uint64_t lmp_physical_memory(void);
 /* For a stage's check (lmp_stage_def.check): 0 when `bytes` fit in physical
