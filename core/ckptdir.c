@@ -47,15 +47,35 @@ static void fsync_parent(const char *path)
     free(copy);
 }
 
+/* Remove what an earlier save of this process left (DIR.tmp.PID.*, and
+ * DIR.tmp.PID of older versions): another process's may be in progress. */
+static void remove_own_stale(const char *dir)
+{
+    char *copy = strdupCheck(dir), *base = strdupCheck(dir);
+    const char *parent = dirname(copy), *name = basename(base);
+    char *prefix = lmp_strfmt("%s.tmp.%ld", name, (long)getpid());
+    size_t n = strlen(prefix);
+    DIR *d = opendir(parent);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strncmp(e->d_name, prefix, n) != 0 || (e->d_name[n] != 0 && e->d_name[n] != '.')) continue;
+        char *old = lmp_strfmt("%s/%s", parent, e->d_name);
+        lmp_remove_tree(old); /* does not follow links */
+        free(old);
+    }
+    if (d) closedir(d);
+    free(prefix), free(copy), free(base);
+}
+
 int lmp_ckptdir_begin(const char *dir, char **tmp)
 {
-    *tmp = lmp_strfmt("%s.tmp.%ld", dir, (long)getpid());
-    if (lmp_remove_tree(*tmp) != 0 || lmp_mkdirs(*tmp) != 0) {
-        free(*tmp);
-        *tmp = NULL;
-        return -1;
-    }
-    return 0;
+    /* a fresh name (not DIR.tmp.PID: a link planted there would receive
+     * the files), and DIR must be a folder it may replace */
+    char *copy = strdupCheck(dir);
+    int rc = lmp_mkdirs(dirname(copy));
+    free(copy);
+    if (rc == 0) remove_own_stale(dir);
+    *tmp = rc == 0 && lmp_output_dir_check(dir) == 0 ? lmp_temp_dir(dir) : NULL;
+    return *tmp ? 0 : -1;
 }
 
 void lmp_ckptdir_abort(char *tmp)
@@ -71,7 +91,9 @@ int lmp_ckptdir_commit(const char *dir, char *tmp)
     fsync_path(tmp);
     struct stat sb;
     int rc = 0;
-    if (lstat(dir, &sb) != 0) {
+    if (lmp_output_dir_check(dir) != 0) {
+        rc = -1; /* exchanging would put the new folder in place of a file: the store, say */
+    } else if (lstat(dir, &sb) != 0) {
         if (rename(tmp, dir) != 0) rc = lmp_error("%s: cannot rename into place: %s", dir, strerror(errno));
     } else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
         /* tmp now holds the previous version */

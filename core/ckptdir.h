@@ -1,8 +1,8 @@
 /*
  * ckptdir.h — replace a whole directory atomically (training checkpoints):
- * write every file into DIR.tmp.PID/, then swap it in.  At every moment DIR
- * is either the complete previous version or the complete new one, so an
- * interrupted save never destroys the last good checkpoint.
+ * write every file into a fresh DIR.tmp.PID.XXXXXX/, then swap it in.  At
+ * every moment DIR is either the complete previous version or the complete
+ * new one, so an interrupted save never destroys the last good checkpoint.
  *
  *     char *tmp;
  *     if (lmp_ckptdir_begin(dir, &tmp) != 0) return -1;
@@ -20,7 +20,9 @@
 #ifndef LMP_CKPTDIR_H
 #define LMP_CKPTDIR_H
 
-/* Create an empty DIR.tmp.PID (and DIR's parents), removing a stale one. */
+/* Create an empty DIR.tmp.PID.XXXXXX of a fresh name (and DIR's parents),
+ * removing stale ones of this process; DIR itself must be absent or a
+ * directory (util.h, lmp_output_dir_check). */
 int lmp_ckptdir_begin(const char *dir, char **tmp);
 /* Swap tmp in as dir; frees tmp.  On failure tmp is removed and dir untouched. */
 int lmp_ckptdir_commit(const char *dir, char *tmp);

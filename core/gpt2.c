@@ -116,7 +116,7 @@ void lmp_gpt2_free(lmp_gpt2 *m)
     struct lmp_gpt2_storage *s = m->storage;
     if (s) {
         lmp_st_close(s->st);
-        if (s->map) munmap(s->map, s->map_len);
+        if (s->map) lmp_unmap_file(s->map, s->map_len);
         for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
         free(s->owned);
         free(s->lm_scratch);

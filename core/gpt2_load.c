@@ -301,7 +301,7 @@ static int load_llmc(const char *path, lmp_gpt2 **out)
         close(fd);
         return lmp_error("%s: file too small for an llm.c header (%zu bytes)", path, size);
     }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = lmp_map_file(fd, size, path); /* a SIGBUS reading it names the file (util.h) */
     int e = errno;
     close(fd);
     if (map == MAP_FAILED) return lmp_error("%s: mmap failed: %s", path, strerror(e));
@@ -325,7 +325,7 @@ static int load_llmc(const char *path, lmp_gpt2 **out)
                        path, size, LLMC_HEADER_INTS * 4 + nparams * 4, c.n_layer, c.n_embd,
                        c.vocab_size, Vp, c.n_ctx);
     if (rc) {
-        munmap(map, size);
+        lmp_unmap_file(map, size);
         return -1;
     }
     lmp_gpt2 *m = gpt2_new_shell(&c, path);

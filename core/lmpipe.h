@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct below changes layout or meaning. */
-#define LMP_ABI_VERSION 1u
+#define LMP_ABI_VERSION 2u /* 2: lmp_stage_def.check */
 
 /* ---------------------------------------------------------------- errors */
 
@@ -123,6 +123,11 @@ typedef struct {
     const lmp_port *produces;
     unsigned flags;
     int (*run)(lmp_stage *st);
+    /* Optional, called by the pipeline check once the parameters are
+     * resolved, before anything runs: refuse a combination of settings that
+     * cannot work (a model that cannot fit in memory, say) with 0 / -1 and a
+     * message.  It may read parameters (lmp_param_*) and nothing else. */
+    int (*check)(lmp_stage *st);
 } lmp_stage_def;
 
 typedef struct {

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "pipeline.h"
+#include "run.h"
 #include "util.h"
 
 #define MAX_PIPELINE_BYTES (1u << 20)
@@ -704,6 +705,12 @@ int lmp_pipeline_check(lmp_pipeline *p)
             return -1;
         }
         if (check_params(st) != 0 || check_wiring(p, i) != 0) return -1;
+        if (lmp_stage_check(st) != 0) {
+            char *at = where(st->file, st->line);
+            lmp_error("%s: stage '%s' (%s): %s", at, st->name, st->type, lmp_errmsg());
+            free(at);
+            return -1;
+        }
     }
     return 0;
 }

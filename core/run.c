@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -61,6 +62,8 @@ struct lmp_stage {
     char *workdir;
     char *cachedir;
     lmp_progress_state progress;
+    char *oom_where;       /* "stage 'NAME' (TYPE)", for a failed allocation */
+    struct lmp_stage *outer; /* the stage that started this one's run (lmp_subrun) */
 };
 
 /* ------------------------------------------------------------ signals */
@@ -460,8 +463,8 @@ static int cache_load(lmp_stage *st)
 static int cache_store(lmp_stage *st)
 {
     char *dir = lmp_strfmt("%s/%s", lmp_cachedir(st), st->key);
-    char *tmp = lmp_strfmt("%s.tmp.%ld", dir, (long)getpid());
-    int rc = lmp_mkdirs(tmp);
+    char *tmp = lmp_temp_dir(dir); /* a fresh name: see lmp_temp_file */
+    int rc = tmp ? 0 : -1;
     for (int i = 0; rc == 0 && st->def->produces[i].name; i++) {
         const lmp_port *port = &st->def->produces[i];
         lmp_value *v = output_value(st, port->name);
@@ -480,9 +483,7 @@ static int cache_store(lmp_stage *st)
         /* another process stored the same entry first: theirs is as good */
         if (access(dir, F_OK) != 0) rc = lmp_error("%s: cannot store cache entry", dir);
     }
-    char *cmd = lmp_strfmt("rm -rf '%s'", tmp);
-    if (access(tmp, F_OK) == 0 && system(cmd) != 0) {}
-    free(cmd);
+    if (tmp) lmp_remove_tree(tmp);
     for (int i = 0; rc == 0 && st->def->produces[i].name; i++) {
         char *path = lmp_strfmt("%s/%s", dir, st->def->produces[i].name);
         lmp_log_artifact(st, st->def->produces[i].name, path);
@@ -505,6 +506,35 @@ static int cache_hit(lmp_stage *st)
                                   lmp_cachedir(st), st->key),
                        1);
     return (int)hit;
+}
+
+/* Out of memory while a stage runs (util.h, lmp_oom_set): record the stage
+ * and its run failed -- and the runs that started it, for a sub-run --
+ * rather than leave them 'running' for the next command to call
+ * interrupted.  Small SQLite allocations only, after the big one failed. */
+static int on_oom(const char *msg, void *arg)
+{
+    lmp_stage *st = arg;
+    for (lmp_stage *s = st; s; s = s->outer) {
+        lmp_store *store = s->run->store, *own = NULL;
+        /* an MPI rank without the store opens it, as dist_fail does */
+        if (!store && s->run->opts->store_path && lmp_store_open(s->run->opts->store_path, &own) == 0) store = own;
+        lmp_store_mark_failed(store, s->run->run_id, s->ps->name, msg);
+        lmp_store_close(own);
+    }
+    fprintf(stderr, "lmpipe run: run %lld failed: %s\n", (long long)st->run->run_id, msg);
+    return 1;
+}
+
+int lmp_stage_check(lmp_pstage *ps)
+{
+    const lmp_stage_def *d = ps->entry->def;
+    if (!d->check) return 0;
+    lmp_stage st = {0}; /* no run: parameters only */
+    st.index = -1;
+    st.ps = ps;
+    st.def = d;
+    return d->check(&st);
 }
 
 static int run_stage(lmp_runctx *rc, int i, const char **status)
@@ -538,6 +568,12 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
     if (lmp_store_stage_begin(rc->store, rc->run_id, ps->name, use_cache ? st.key : NULL) != 0) return -1;
     double t0 = lmp_now();
     int r = 0;
+    lmp_oom_hook prev_hook;
+    void *prev_arg;
+    const char *prev_where;
+    st.oom_where = lmp_strfmt("stage '%s' (%s)", ps->name, ps->type);
+    lmp_oom_set(on_oom, &st, st.oom_where, &prev_hook, &prev_arg, &prev_where);
+    st.outer = prev_hook == on_oom ? prev_arg : NULL;
     if (use_cache && !rc->opts->no_cache && cache_hit(&st)) {
         lmp_info(&st, "reusing cached result %.12s", st.key);
         *status = "cached";
@@ -560,6 +596,8 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
             lmp_warn(&st, "could not cache the result: %s", lmp_errmsg());
         *status = r == 0 ? "finished" : interrupted ? "interrupted" : "failed";
     }
+    lmp_oom_set(prev_hook, prev_arg, prev_where, NULL, NULL, NULL);
+    free(st.oom_where);
     char err[1024];
     snprintf(err, sizeof err, "%s", lmp_errmsg());
     lmp_store_stage_end(rc->store, rc->run_id, ps->name, *status, lmp_now() - t0);
@@ -567,6 +605,33 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
     free(st.cachedir);
     if (r != 0) lmp_error("%s", err);
     return r;
+}
+
+/* The data home takes every artifact and cache entry: one that cannot be
+ * written is found before the first stage runs, naming the folder and the
+ * system's reason, not hours later at the first file a stage writes. */
+static int home_writable(const char *home)
+{
+    static const char *const sub[] = {"", "/runs", "/cache"};
+    const char *env = getenv("LMPIPE_HOME");
+    const char *what = env && *env ? "data home (LMPIPE_HOME)" : "data home";
+    for (int i = 0; i < 3; i++) {
+        char *dir = lmp_strfmt("%s%s", home, sub[i]), *probe = lmp_strfmt("%s/.write-test", dir), *tmp;
+        int rc = lmp_mkdirs(dir), fd = -1;
+        if (rc != 0) {
+            lmp_error("%s %s is not writable: %s", what, home, lmp_errmsg());
+        } else if ((fd = lmp_temp_file(probe, &tmp)) < 0) {
+            rc = lmp_error("%s %s is not writable: %s: cannot create a file: %s", what, home, dir, strerror(errno));
+        } else {
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+        }
+        free(probe);
+        free(dir);
+        if (rc != 0) return -1;
+    }
+    return 0;
 }
 
 /* Record a failure on this rank as the run's (rank 0 already has; another
@@ -592,6 +657,7 @@ int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts
     rc.store = store;
     rc.opts = opts;
     rc.home = lmp_data_home(store ? lmp_store_path(store) : opts->store_path);
+    if (!store && opts->store_path) lmp_protect_file(opts->store_path); /* as lmp_store_open does */
     if (store && lmp_store_begin_run(store, opts->experiment ? opts->experiment : "default", p->path, p->text,
                                      opts->seed, &rc.run_id) != 0) {
         if (lmp_dist_size() > 1) lmp_dist_abort(lmp_errmsg(), 1);
@@ -642,6 +708,7 @@ int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts
 
     int result = 0, failed_stage = -1;
     const char *status = "finished";
+    if (lmp_dist_writer() && home_writable(rc.home) != 0) result = 1;
     for (int i = 0; i < p->nstages && result == 0; i++) {
         if (run_stage(&rc, i, &status) != 0) result = 1, failed_stage = i;
     }

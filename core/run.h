@@ -29,6 +29,10 @@ typedef struct {
  * message is in lmp_errmsg()), -1 when it could not be recorded at all. */
 int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts, int64_t *run_id);
 
+/* A stage's own check (lmp_stage_def.check), for lmp_pipeline_check: 0 when
+ * it has none or it passes. */
+int lmp_stage_check(lmp_pstage *ps);
+
 /* Where artifacts and the stage cache live: $LMPIPE_HOME, else
  * "<directory of the database>/lmpipe-data". */
 char *lmp_data_home(const char *db_path);

@@ -71,7 +71,7 @@ void lmp_st_close(lmp_st *st)
     free(st->meta_vals);
     free(st->info);
     free(st->copies);
-    if (st->map) munmap(st->map, st->map_len);
+    if (st->map) lmp_unmap_file(st->map, st->map_len);
     free(st->path);
     free(st);
 }
@@ -236,7 +236,7 @@ int lmp_st_open(const char *path, lmp_st **out)
     lmp_st *st = callocCheck(1, sizeof *st);
     st->path = strdupCheck(path);
     st->map_len = (size_t)sb.st_size;
-    void *m = mmap(NULL, st->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *m = lmp_map_file(fd, st->map_len, path); /* a SIGBUS reading it names the file (util.h) */
     int e = errno;
     close(fd);
     if (m == MAP_FAILED) {

@@ -154,6 +154,7 @@ int lmp_store_open(const char *path, lmp_store **out)
         lmp_store_close(s);
         return -1;
     }
+    lmp_protect_file(path); /* no output of this process may replace it (util.h) */
     *out = s;
     return 0;
 }
@@ -398,6 +399,7 @@ int lmp_store_open_readonly(const char *path, lmp_store **out)
         lmp_store_close(s);
         return lmp_error("%s: not an lmpipe database", path);
     }
+    lmp_protect_file(path); /* `report --out`, `plot --out` must not replace it either */
     *out = s;
     return 0;
 }

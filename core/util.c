@@ -9,9 +9,14 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,9 +46,35 @@ const char *lmp_errmsg(void) { return err_buf; }
 
 /* -------------------------------------------------------------- allocation */
 
+/* Set by the run executor while a stage runs (lmp_oom_set). */
+static lmp_oom_hook oom_hook;
+static void *oom_arg;
+static const char *oom_where;
+
+void lmp_oom_set(lmp_oom_hook hook, void *arg, const char *where, lmp_oom_hook *prev_hook, void **prev_arg,
+                 const char **prev_where)
+{
+    if (prev_hook) *prev_hook = oom_hook;
+    if (prev_arg) *prev_arg = oom_arg;
+    if (prev_where) *prev_where = oom_where;
+    oom_hook = hook, oom_arg = arg, oom_where = where;
+}
+
 static void oom(size_t size, const char *file, int line)
 {
-    fprintf(stderr, "lmpipe: out of memory (%zu bytes) at %s:%d\n", size, file, line);
+    /* One report: a second thread failing at the same time waits for the
+     * first to exit; the same thread failing again inside the hook (it
+     * should not allocate, but) ends at once. */
+    static atomic_int reporting;
+    static __thread int in_oom;
+    if (in_oom) _exit(1);
+    in_oom = 1;
+    if (atomic_exchange(&reporting, 1))
+        for (;;) pause();
+    char msg[512]; /* no allocation from here on but the hook's */
+    if (oom_where) snprintf(msg, sizeof msg, "out of memory allocating %zu bytes in %s", size, oom_where);
+    else snprintf(msg, sizeof msg, "out of memory (%zu bytes) at %s:%d", size, file, line);
+    if (!(oom_hook && oom_hook(msg, oom_arg))) fprintf(stderr, "lmpipe: %s\n", msg);
     exit(1);
 }
 
@@ -57,7 +88,8 @@ void *lmp_malloc_check(size_t size, const char *file, int line)
 void *lmp_calloc_check(size_t n, size_t size, const char *file, int line)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) oom(n * size, file, line);
+    size_t bytes;
+    if (!p) oom(__builtin_mul_overflow(n, size, &bytes) ? SIZE_MAX : bytes, file, line);
     return p;
 }
 
@@ -209,17 +241,20 @@ static int fsync_dir_of(const char *path)
 int lmp_atomic_open(lmp_atomic_file *af, const char *path)
 {
     memset(af, 0, sizeof *af);
-    af->path = strdupCheck(path);
-    af->tmp_path = lmp_strfmt("%s.tmp.%ld", path, (long)getpid());
-    af->fp = fopen(af->tmp_path, "wb");
+    if (lmp_output_file_check(path) != 0) return -1;
+    char *tmp;
+    int fd = lmp_temp_file(path, &tmp);
+    if (fd < 0) return -1;
+    af->fp = fdopen(fd, "wb");
     if (!af->fp) {
         int e = errno;
-        lmp_error("%s: cannot write: %s", path, strerror(e));
-        free(af->path);
-        free(af->tmp_path);
-        memset(af, 0, sizeof *af);
-        return -1;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return lmp_error("%s: cannot write: %s", path, strerror(e));
     }
+    af->path = strdupCheck(path);
+    af->tmp_path = tmp;
     return 0;
 }
 
@@ -260,6 +295,14 @@ int lmp_atomic_commit(lmp_atomic_file *af)
         lmp_atomic_abort(af);
         return -1;
     }
+    /* again: what is at the path now gets replaced (a long write may have
+     * taken a while) */
+    if (lmp_output_file_check(af->path) != 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lmp_errmsg());
+        lmp_atomic_abort(af);
+        return lmp_error("%s", msg);
+    }
     if (rename(af->tmp_path, af->path) != 0) {
         lmp_error("%s: cannot replace: %s", af->path, strerror(errno));
         lmp_atomic_abort(af);
@@ -297,13 +340,256 @@ int lmp_mkdirs(const char *path)
             if (!c) break;
         }
     }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        free(p);
-        return lmp_error("%s: exists and is not a directory", path);
-    }
     free(p);
-    return 0;
+    return lmp_output_dir_check(path);
+}
+
+/* ----------------------------------------------------------- output safety */
+
+/* Protected files by canonical path: the store and its companions.  Few
+ * (one store per process, a handful in the unit tests) and kept for the
+ * life of the process: a store closed a moment ago is still no output. */
+static char **protected;
+static int n_protected;
+static pthread_mutex_t protected_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* realpath of the folder + "/" + the last name: the file itself need not
+ * exist, and a symbolic link at the last name is not followed.  NULL when
+ * the folder does not resolve (then nothing can be written there either). */
+static char *canonical(const char *path)
+{
+    char *a = strdupCheck(path), *b = strdupCheck(path);
+    const char *name = basename(b);
+    char *dir = realpath(dirname(a), NULL), *out = NULL;
+    if (dir && (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, "/") == 0))
+        out = realpath(path, NULL);
+    else if (dir)
+        out = lmp_strfmt("%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", name);
+    free(dir), free(a), free(b);
+    return out;
+}
+
+void lmp_protect_file(const char *path)
+{
+    char *c = realpath(path, NULL);
+    if (!c) c = canonical(path);
+    if (!c) return;
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    pthread_mutex_lock(&protected_lock);
+    int have = 0;
+    for (int i = 0; i < n_protected && !have; i++) have = strcmp(protected[i], c) == 0;
+    for (int k = 0; k < 4 && !have; k++) {
+        protected = reallocCheck(protected, (size_t)(n_protected + 1) * sizeof *protected);
+        protected[n_protected++] = lmp_strfmt("%s%s", c, suffix[k]);
+    }
+    pthread_mutex_unlock(&protected_lock);
+    free(c);
+}
+
+/* The protected file that `path` (whose lstat is *st, when it exists) is,
+ * by canonical name or by device and inode; NULL if none.  Caller frees. */
+static char *protected_match(const char *path, const struct stat *st)
+{
+    char *c = canonical(path), *hit = NULL;
+    pthread_mutex_lock(&protected_lock);
+    for (int i = 0; i < n_protected && !hit; i++) {
+        struct stat ps;
+        if ((c && strcmp(c, protected[i]) == 0) ||
+            (st && stat(protected[i], &ps) == 0 && ps.st_dev == st->st_dev && ps.st_ino == st->st_ino))
+            hit = strdupCheck(protected[i]);
+    }
+    pthread_mutex_unlock(&protected_lock);
+    free(c);
+    return hit;
+}
+
+static const char *file_kind(mode_t m)
+{
+    return S_ISLNK(m) ? "a symbolic link" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+         : S_ISREG(m) ? "a regular file" : "not a regular file";
+}
+
+static int refuse_protected(const char *path, char *hit)
+{
+    lmp_error("%s: is the experiment store%s%s%s; refusing to write over it", path, strcmp(path, hit) ? " (" : "",
+              strcmp(path, hit) ? hit : "", strcmp(path, hit) ? ")" : "");
+    free(hit);
+    return -1;
+}
+
+int lmp_output_file_check(const char *path)
+{
+    struct stat st;
+    int exists = lstat(path, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode))
+        return lmp_error("%s: is %s, not a regular file; refusing to replace it", path, file_kind(st.st_mode));
+    char *hit = protected_match(path, exists ? &st : NULL);
+    return hit ? refuse_protected(path, hit) : 0;
+}
+
+int lmp_output_dir_check(const char *path)
+{
+    struct stat st;
+    int exists = stat(path, &st) == 0 || lstat(path, &st) == 0; /* lstat: a dangling link */
+    if (exists && S_ISDIR(st.st_mode)) return 0;                /* (the store is no directory) */
+    char *hit = protected_match(path, exists ? &st : NULL);
+    if (hit) return refuse_protected(path, hit);
+    if (!exists) return 0; /* to be created */
+    return lmp_error("%s: is %s, not a directory", path, file_kind(st.st_mode));
+}
+
+/* Six random characters for a temporary name. */
+static void temp_suffix(char out[7])
+{
+    static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static atomic_ulong counter;
+    uint64_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        uint64_t x[3] = {(uint64_t)getpid(), (uint64_t)(lmp_now() * 1e9), atomic_fetch_add(&counter, 1)};
+        r = lmp_hash_bytes(x, sizeof x);
+    }
+    for (int i = 0; i < 6; i++, r /= 62) out[i] = abc[r % 62];
+    out[6] = 0;
+}
+
+int lmp_temp_file(const char *path, char **tmp_path)
+{
+    *tmp_path = NULL;
+    for (int tries = 0; tries < 100; tries++) {
+        char sfx[7];
+        temp_suffix(sfx);
+        char *tmp = lmp_strfmt("%s.tmp.%ld.%s", path, (long)getpid(), sfx);
+        /* O_EXCL: never an existing name, nor a symbolic link planted there */
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            *tmp_path = tmp;
+            return fd;
+        }
+        int e = errno;
+        free(tmp);
+        if (e != EEXIST) {
+            lmp_error("%s: cannot write: %s", path, strerror(e));
+            errno = e; /* for a caller that words its own message */
+            return -1;
+        }
+    }
+    lmp_error("%s: cannot write: no free temporary name beside it", path);
+    errno = EEXIST;
+    return -1;
+}
+
+char *lmp_temp_dir(const char *path)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        char sfx[7];
+        temp_suffix(sfx);
+        char *tmp = lmp_strfmt("%s.tmp.%ld.%s", path, (long)getpid(), sfx);
+        if (mkdir(tmp, 0777) == 0) return tmp; /* mkdir never follows a link */
+        int e = errno;
+        free(tmp);
+        if (e != EEXIST) {
+            lmp_error("%s: cannot create a temporary folder beside it: %s", path, strerror(e));
+            return NULL;
+        }
+    }
+    lmp_error("%s: cannot create a temporary folder: no free name beside it", path);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ mapped files */
+
+/* The registry the SIGBUS handler reads: fixed slots, so the handler needs
+ * no lock and no allocation; a slot is free while its address is 0. */
+#define MAX_MAPPED 64
+static struct {
+    _Atomic(uintptr_t) addr;
+    size_t len;
+    char path[1024];
+} mapped[MAX_MAPPED];
+static pthread_mutex_t mapped_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void put_str(const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0 && errno != EINTR) return;
+        if (w > 0) s += w, n -= (size_t)w;
+    }
+}
+
+/* Async-signal-safe: no stdio, no allocation, no lock. */
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    uintptr_t a = (uintptr_t)si->si_addr;
+    for (int i = 0; i < MAX_MAPPED; i++) {
+        uintptr_t b = atomic_load(&mapped[i].addr);
+        if (b && a >= b && a - b < mapped[i].len) {
+            put_str("lmpipe: ");
+            put_str(mapped[i].path);
+            put_str(" changed on disk while mapped (SIGBUS); checkpoints are read in place and must not be "
+                    "rewritten while in use\n");
+            _exit(1);
+        }
+    }
+    /* not a mapped file: the usual crash */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_sigbus(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+void *lmp_map_file(int fd, size_t len, const char *path)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) return m;
+    pthread_once(&once, install_sigbus);
+    pthread_mutex_lock(&mapped_lock);
+    for (int i = 0; i < MAX_MAPPED; i++) {
+        if (atomic_load(&mapped[i].addr)) continue;
+        snprintf(mapped[i].path, sizeof mapped[i].path, "%s", path);
+        mapped[i].len = len;
+        atomic_store(&mapped[i].addr, (uintptr_t)m); /* last: the slot is complete */
+        break;
+    }
+    pthread_mutex_unlock(&mapped_lock);
+    return m;
+}
+
+void lmp_unmap_file(void *addr, size_t len)
+{
+    if (!addr) return;
+    pthread_mutex_lock(&mapped_lock);
+    for (int i = 0; i < MAX_MAPPED; i++)
+        if (atomic_load(&mapped[i].addr) == (uintptr_t)addr) atomic_store(&mapped[i].addr, 0);
+    pthread_mutex_unlock(&mapped_lock);
+    munmap(addr, len);
+}
+
+/* ------------------------------------------------------------------ memory */
+
+uint64_t lmp_physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
+int lmp_check_memory(double bytes, const char *what)
+{
+    uint64_t have = lmp_physical_memory();
+    if (have == 0 || bytes <= (double)have) return 0;
+    return lmp_error("%s need about %.1f GB, more than this machine's %.1f GB of memory", what, bytes / 1e9,
+                     (double)have / 1e9);
 }
 
 /* ----------------------------------------------------------------- SHA-256 */

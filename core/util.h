@@ -13,7 +13,9 @@
 
 #include "lmpipe.h"
 
-/* Checked allocation: on failure print "out of memory (N bytes) at file:line" and exit(1). */
+/* Checked allocation: on failure print "out of memory (N bytes) at file:line"
+ * and exit(1) -- or, while an out-of-memory hook is set, one line "out of
+ * memory allocating N bytes in WHERE" after the hook ran. */
 void *lmp_malloc_check(size_t size, const char *file, int line);
 void *lmp_calloc_check(size_t n, size_t size, const char *file, int line);
 void *lmp_realloc_check(void *p, size_t size, const char *file, int line);
@@ -22,6 +24,18 @@ char *lmp_strdup_check(const char *s, const char *file, int line);
 #define callocCheck(n, s) lmp_calloc_check((n), (s), __FILE__, __LINE__)
 #define reallocCheck(p, n) lmp_realloc_check((p), (n), __FILE__, __LINE__)
 #define strdupCheck(s) lmp_strdup_check((s), __FILE__, __LINE__)
+
+/* What a failed checked allocation reports, and whom it tells before the
+ * process exits 1: the run executor (run.c) sets `where` to the running
+ * stage and `hook` to a function that records the run as failed.  The hook
+ * gets the whole message ("out of memory allocating N bytes in WHERE"); it
+ * must not allocate much (the store's small SQLite allocations are fine once
+ * the big one failed) and returns nonzero when it printed the message itself.
+ * NULL hook and where: the plain message with file and line.  Returns the
+ * previous settings through prev_* (may be NULL), to restore them. */
+typedef int (*lmp_oom_hook)(const char *msg, void *arg);
+void lmp_oom_set(lmp_oom_hook hook, void *arg, const char *where, lmp_oom_hook *prev_hook, void **prev_arg,
+                 const char **prev_where);
 
 /* printf into a new string (checked). */
 char *lmp_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -38,6 +52,30 @@ int lmp_read_text_file(const char *path, size_t max_bytes, char **data, size_t *
  * fsync, rename, fsync of the directory.  An interrupted write leaves the old
  * file intact. */
 int lmp_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Outputs never destroy what they must not.  Every file lmpipe writes goes
+ * through the atomic writer, every folder it writes into through lmp_mkdirs,
+ * and both check the final path first:
+ *   - a file may replace only a regular file (or nothing): a symbolic link, a
+ *     device, a FIFO, a socket or a directory there is refused;
+ *   - a folder must be a directory (a symbolic link to one is followed);
+ *   - neither may be a protected file: the experiment store and its -wal,
+ *     -shm and -journal, compared by device and inode (hard links) and by
+ *     canonical path ("./a/../store.db", a not yet existing -wal).
+ * The refusal is one line naming the path. */
+void lmp_protect_file(const char *path); /* the store registers itself (store.c) */
+int lmp_output_file_check(const char *path);
+int lmp_output_dir_check(const char *path);
+
+/* A new, empty file "PATH.tmp.PID.XXXXXX" beside `path`, created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW and mode 0666 & ~umask (what fopen gives): a
+ * name planted in a shared folder (a symbolic link, say) is never opened,
+ * another random name is tried.  Returns the open descriptor and the name
+ * (*tmp_path, caller frees), or -1 with a message naming `path` (and errno
+ * saying why). */
+int lmp_temp_file(const char *path, char **tmp_path);
+/* Same for a folder "PATH.tmp.PID.XXXXXX" (mode 0777 & ~umask); NULL on failure. */
+char *lmp_temp_dir(const char *path);
 
 /* Atomic writes of larger files in pieces. */
 typedef struct {
@@ -64,8 +102,26 @@ void lmp_sbuf_free(lmp_sbuf *b);
 /* Whether [s, s+n) is valid UTF-8; if not, *bad is the offset of the first bad byte. */
 int lmp_utf8_valid(const char *s, size_t n, size_t *bad);
 
-/* mkdir -p */
+/* mkdir -p; the final path must end up a directory (lmp_output_dir_check). */
 int lmp_mkdirs(const char *path);
+
+/* Memory-mapped files (model checkpoints, read in place).  A file truncated
+ * or rewritten in place while mapped turns a read of a vanished page into
+ * SIGBUS: the handler lmp_map_file installs names the file in one line
+ * ("lmpipe: FILE changed on disk while mapped (SIGBUS); ...") with write(2)
+ * and ends the process with _exit(1).  A SIGBUS elsewhere stays fatal as
+ * usual.  Map read-only and private, like mmap(NULL, len, PROT_READ,
+ * MAP_PRIVATE, fd, 0); MAP_FAILED with errno on failure. */
+void *lmp_map_file(int fd, size_t len, const char *path);
+void lmp_unmap_file(void *addr, size_t len);
+
+/* Physical memory of this machine in bytes (0 if unknown). */
+uint64_t lmp_physical_memory(void);
+/* For a stage's check (lmp_stage_def.check): 0 when `bytes` fit in physical
+ * memory, else -1 and "WHAT need about X GB, more than this machine's Y GB
+ * of memory".  Only what is sure to be needed belongs in `bytes`: the check
+ * refuses the obviously impossible, it does not predict the peak. */
+int lmp_check_memory(double bytes, const char *what);
 
 /* SHA-256 */
 typedef struct {

@@ -192,6 +192,27 @@ static int evaluate(lmp_stage *st, lmp_gpt2 *m, const int *val, size_t nval, int
     return 0;
 }
 
+/* Check time: a shape whose training cannot fit in memory is refused before
+ * the tokenizer is even trained.  What is sure to be needed: the weights,
+ * their gradients and AdamW's two moments (4 floats per parameter), and the
+ * forward activations of one micro-batch (core/gpt2.h, lmp_gpt2_acts:
+ * 18 C + NH T floats per token and layer); the vocabulary is not known yet,
+ * so it counts as 256 (the byte alphabet every BPE vocabulary has). */
+static int check(lmp_stage *st)
+{
+    lmp_gpt2_config c = { .n_layer = (int)lmp_param_int(st, "n_layer"), .n_head = (int)lmp_param_int(st, "n_head"),
+                          .n_embd = (int)lmp_param_int(st, "n_embd"), .n_ctx = (int)lmp_param_int(st, "n_ctx"),
+                          .vocab_size = 256 };
+    double B = (double)lmp_param_int(st, "batch"), T = (double)lmp_param_int(st, "seq");
+    if (T == 0) T = c.n_ctx;
+    double L = c.n_layer, C = c.n_embd, NH = c.n_head, np = (double)lmp_gpt2_num_params(&c);
+    double floats = 4 * np + B * T * (L * (18 * C + NH * T) + 2 * C);
+    char what[160];
+    snprintf(what, sizeof what, "%.0f parameters with their gradients and AdamW state, and the activations of "
+             "a batch of %.0f x %.0f tokens", np, B, T);
+    return lmp_check_memory(4 * floats, what);
+}
+
 static int run(lmp_stage *st)
 {
     lmp_tokenizer *tok = lmp_input(st, "tokenizer");
@@ -349,4 +370,5 @@ const lmp_stage_def pretrain_stage = {
     .produces = produces,
     .flags = LMP_STAGE_CACHEABLE | LMP_STAGE_SEEDED,
     .run = run,
+    .check = check,
 };

@@ -33,6 +33,7 @@
 #include "lmpipe.h"
 #include "rnn.h"
 #include "tokenizer.h"
+#include "util.h"
 
 static const lmp_param params[] = {
     {"cell", LMP_ENUM, "elman", LMP_UNBOUNDED, "elman|gru|lstm", "recurrent cell: tanh RNN (the original study), GRU or LSTM"},
@@ -106,21 +107,55 @@ static int init_embedding(lmp_stage *st, lmp_classifier *c)
     return rc;
 }
 
+/* The configuration the parameters give (vocab: vocab_size, 0 for the tokenizer's). */
+static int config_of(lmp_stage *st, lmp_rnn_config *k)
+{
+    memset(k, 0, sizeof *k);
+    if (lmp_rnn_cell_parse(lmp_param_str(st, "cell"), &k->cell) != 0 ||
+        lmp_rnn_pooling_parse(lmp_param_str(st, "pooling"), &k->pooling) != 0)
+        return -1;
+    k->embed = (int)lmp_param_int(st, "embed");
+    k->hidden = (int)lmp_param_int(st, "hidden");
+    k->layers = (int)lmp_param_int(st, "layers");
+    k->bidirectional = lmp_param_bool(st, "bidirectional");
+    k->dropout = (float)lmp_param_float(st, "dropout");
+    k->num_labels = (int)lmp_param_int(st, "num_labels");
+    k->vocab = (int)lmp_param_int(st, "vocab_size");
+    return 0;
+}
+
+static size_t num_params(const lmp_rnn_config *k)
+{
+    size_t n = 0;
+    for (int i = 0; i < lmp_rnn_num_tensors(k); i++) {
+        char name[64];
+        int64_t shape[2];
+        int nd;
+        n += lmp_rnn_tensor_info(k, i, name, sizeof name, shape, &nd);
+    }
+    return n;
+}
+
+/* Check time: weights that cannot fit in memory (embed=65536 hidden=65536
+ * layers=16 is 137 billion parameters) are refused before anything runs.
+ * The weights alone: training adds gradients and optimizer state, but
+ * that is the trainer's stage. */
+static int check(lmp_stage *st)
+{
+    lmp_rnn_config k;
+    if (config_of(st, &k) != 0) return -1;
+    size_t n = num_params(&k); /* without a vocabulary yet: the tokenizer's comes at run time */
+    char what[96];
+    snprintf(what, sizeof what, "%zu parameters (4 bytes each)", n);
+    return lmp_check_memory(4.0 * (double)n, what);
+}
+
 static int run(lmp_stage *st)
 {
-    lmp_rnn_config k = {0};
-    if (lmp_rnn_cell_parse(lmp_param_str(st, "cell"), &k.cell) != 0 ||
-        lmp_rnn_pooling_parse(lmp_param_str(st, "pooling"), &k.pooling) != 0)
-        return -1;
-    k.embed = (int)lmp_param_int(st, "embed");
-    k.hidden = (int)lmp_param_int(st, "hidden");
-    k.layers = (int)lmp_param_int(st, "layers");
-    k.bidirectional = lmp_param_bool(st, "bidirectional");
-    k.dropout = (float)lmp_param_float(st, "dropout");
-    k.num_labels = (int)lmp_param_int(st, "num_labels");
+    lmp_rnn_config k;
+    if (config_of(st, &k) != 0) return -1;
     const lmp_tokenizer *tok = lmp_input(st, "tokenizer");
     int tv = tok ? lmp_bpe_vocab_size(tok->bpe) : 0;
-    k.vocab = (int)lmp_param_int(st, "vocab_size");
     if (k.vocab == 0 && !tok) return lmp_error("no tokenizer is wired in: set vocab_size");
     if (k.vocab == 0) k.vocab = tv;
     if (tok && k.vocab < tv)
@@ -132,13 +167,7 @@ static int run(lmp_stage *st)
         c->destroy(c);
         return -1;
     }
-    size_t n = 0;
-    for (int i = 0; i < lmp_rnn_num_tensors(&k); i++) {
-        char name[64];
-        int64_t shape[2];
-        int nd;
-        n += lmp_rnn_tensor_info(&k, i, name, sizeof name, shape, &nd);
-    }
+    size_t n = num_params(&k);
     char buf[32];
     snprintf(buf, sizeof buf, "%zu", n);
     lmp_log_param(st, "parameters", buf);
@@ -150,7 +179,7 @@ static int run(lmp_stage *st)
 
 static const lmp_stage_def stages[] = {
     {.name = "rnn", .description = "a recurrent classifier (Elman/GRU/LSTM, PyTorch's equations), freshly initialised",
-     .params = params, .consumes = in, .produces = out, .flags = LMP_STAGE_SEEDED, .run = run},
+     .params = params, .consumes = in, .produces = out, .flags = LMP_STAGE_SEEDED, .run = run, .check = check},
     {0},
 };
 
