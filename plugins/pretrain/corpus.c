@@ -1,6 +1,6 @@
 /*
- * corpus.c — the pretraining corpus: file lists and the cached token stream
- * (see corpus.h).  Cache file: "LMPTOK01", uint64 count, int32 ids[count]
+ * corpus.c — the pretraining corpus: the cached token stream (see
+ * corpus.h).  Cache file: "LMPTOK01", uint64 count, int32 ids[count]
  * (native byte order), written atomically.
  */
 #include "config.h"
@@ -12,50 +12,6 @@
 #include "corpus.h"
 #include "dist.h"
 #include "util.h"
-
-void corpus_files_free(char **files)
-{
-    for (int i = 0; files && files[i]; i++) free(files[i]);
-    free(files);
-}
-
-int corpus_files(const char *spec, char ***files, int *n)
-{
-    *files = NULL;
-    *n = 0;
-    char **out = NULL;
-    int k = 0;
-    if (!*spec) {
-        const char *dir = getenv("LMPIPE_DATA_DIR");
-        if (!dir || !*dir)
-            return lmp_error("files: empty and LMPIPE_DATA_DIR is not set (no default corpus)");
-        out = callocCheck(3, sizeof *out);
-        out[k++] = lmp_strfmt("%s/corpus/moby-dick.txt", dir);
-        out[k++] = lmp_strfmt("%s/corpus/state-of-the-union.txt", dir);
-    } else {
-        char *copy = strdupCheck(spec), *save = NULL;
-        for (char *f = strtok_r(copy, ",:", &save); f; f = strtok_r(NULL, ",:", &save)) {
-            while (*f == ' ') f++;
-            if (!*f) continue;
-            out = reallocCheck(out, (size_t)(k + 2) * sizeof *out);
-            out[k++] = strdupCheck(f);
-            out[k] = NULL;
-        }
-        free(copy);
-        if (!k) return lmp_error("files: \"%s\" names no file", spec);
-    }
-    for (int i = 0; i < k; i++)
-        if (access(out[i], R_OK) != 0) {
-            char *msg = lmp_strfmt("%s: cannot read corpus file", out[i]);
-            corpus_files_free(out);
-            lmp_error("%s", msg);
-            free(msg);
-            return -1;
-        }
-    *files = out;
-    *n = k;
-    return 0;
-}
 
 static const char magic[8] = { 'L', 'M', 'P', 'T', 'O', 'K', '0', '1' };
 
@@ -98,7 +54,7 @@ int corpus_tokens(lmp_stage *st, lmp_tokenizer *tok, char **files, int nfiles, i
     lmp_sha256_update(&h, tok->digest, 64);
     for (int i = 0; i < nfiles; i++) {
         char fh[65];
-        if (lmp_sha256_file(files[i], fh, NULL) != 0) return -1;
+        if (lmp_sha256_file_memo(files[i], fh) != 0) return -1; /* the stage key hashed it already */
         lmp_sha256_update(&h, fh, 64);
     }
     char key[65];

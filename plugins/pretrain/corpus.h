@@ -10,12 +10,12 @@
 #include "lmpipe.h"
 #include "tokenizer.h"
 
-/* The `files` parameter: a comma- or colon-separated list; empty means the
- * corpus, $LMPIPE_DATA_DIR/corpus/{moby-dick,state-of-the-union}.txt.
- * Every file must exist.  Returns a NULL-terminated array (free with
- * corpus_files_free). */
-int corpus_files(const char *spec, char ***files, int *n);
-void corpus_files_free(char **files);
+/* The `files` parameter of both stages: input files, so the stage key
+ * hashes their content (LMP_FILES); '' is the corpus in the data folder.
+ * Read it with lmp_param_files. */
+#define CORPUS_FILES_PARAM                                                                         \
+    {"files", LMP_FILES, "", LMP_UNBOUNDED, "corpus/moby-dick.txt,corpus/state-of-the-union.txt", \
+     "text files, comma- or colon-separated ('': the corpus in $LMPIPE_DATA_DIR/corpus)"}
 
 /* The token ids of the files in order, each file followed by the
  * tokenizer's end-of-text token when it has one.  Cached in
