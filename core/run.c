@@ -348,8 +348,11 @@ char *lmp_data_home(const char *db_path)
 #define CONTENT_KEYED_BYTES (64 << 20)
 
 /* What a path parameter names, for the stage key: a file up to
- * CONTENT_KEYED_BYTES by content; a larger file, or each entry of a folder,
- * by size and modification time.  A path that does not exist adds nothing. */
+ * CONTENT_KEYED_BYTES by content, a larger one by size and modification
+ * time; a folder by its own size and time and each entry's (content for a
+ * file up to that size too: the base checkpoint of a classifier, say, so a
+ * replaced base never reuses what was computed over the old one).  A path
+ * that does not exist adds nothing. */
 static void path_fingerprint(lmp_sha256 *h, const char *path)
 {
     struct stat st;
@@ -376,6 +379,8 @@ static void path_fingerprint(lmp_sha256 *h, const char *path)
             char line[512], hex[65];
             int k = snprintf(line, sizeof line, "%s:%lld:%lld.%09ld", e->d_name, (long long)es.st_size,
                              (long long)es.st_mtim.tv_sec, es.st_mtim.tv_nsec);
+            if (S_ISREG(es.st_mode) && es.st_size <= CONTENT_KEYED_BYTES && lmp_sha256_file_memo(full, hex) == 0)
+                k = snprintf(line, sizeof line, "%s:%s", e->d_name, hex);
             lmp_sha256 eh;
             lmp_sha256_init(&eh);
             lmp_sha256_update(&eh, line, (size_t)k);

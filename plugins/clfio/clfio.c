@@ -10,8 +10,11 @@
  * A loaded classifier's digest, which identifies it for the stage cache and
  * for kd's cache of teacher logits, is the hash of the folder's files
  * (names and contents), so re-saving a different model in the same place
- * is noticed.  (A GPT-2 classifier saved over an unchanged base checkpoint
- * records the base's path and size in classifier.json, not its bytes.)
+ * is noticed.  A GPT-2 classifier saved over an unchanged base checkpoint
+ * keeps the base outside the folder (classifier.json records its path and
+ * SHA-256, and loading refuses another base): the base's digest is then
+ * part of the classifier's, so teacher logits computed over one base are
+ * never served for another.
  *
  * save-classifier records every file it wrote into the folder as an
  * artifact with its SHA-256 (classifier.json, the head, the adapters, the
@@ -26,6 +29,7 @@
 
 #include "classifier.h"
 #include "dist.h"
+#include "gpt2_classifier.h"
 #include "lmpipe.h"
 #include "util.h"
 
@@ -84,10 +88,21 @@ static int load_run(lmp_stage *st)
     lmp_sha256_init(&h);
     lmp_sha256_update(&h, "lmpipe-classifier-folder-v1\n", 28);
     if (hash_dir(path, NULL, &h) != 0) return -1;
-    char digest[65];
-    lmp_sha256_final(&h, digest);
     lmp_classifier *c;
     if (lmp_classifier_load(path, &c) != 0) return -1;
+    const char *base, *base_sha;
+    int verified;
+    if (lmp_gpt2_classifier_base(c, &base, &base_sha, &verified)) {
+        /* the weights outside the folder are part of what it computes */
+        lmp_sha256_update(&h, "base\n", 5);
+        lmp_sha256_update(&h, base_sha, 64);
+        if (!verified)
+            lmp_warn(st, "%s/classifier.json records no digest of its base %s (saved by an older lmpipe): cannot "
+                     "verify that it is the base the classifier was trained over (its weights' sha256 now %s)",
+                     path, base, base_sha);
+    }
+    char digest[65];
+    lmp_sha256_final(&h, digest);
     lmp_info(st, "%s classifier with %d labels from %s (%.12s)", c->kind, c->num_labels, path, digest);
     lmp_log_param(st, "folder_digest", digest);
     if (lmp_output(st, "model", c) != 0) return -1;
