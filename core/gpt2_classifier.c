@@ -24,6 +24,10 @@ typedef struct {
     int g_built, i_score;
     int base_changed; /* the body's weights may differ from base_path's */
     char *base_path;
+    /* loaded from a folder that refers to base_path: its weights' SHA-256
+     * then, and whether classifier.json recorded the same (0: no record) */
+    char base_sha256[65];
+    int base_verified;
     /* the last forward */
     int B, T, cap_B, cap_BT, trained;
     int *mask, *last; /* [B, T], [B] */
@@ -217,6 +221,16 @@ float *lmp_gpt2_classifier_head(lmp_classifier *c)
     return c && c->destroy == cls_destroy ? self(c)->score : NULL;
 }
 
+int lmp_gpt2_classifier_base(lmp_classifier *c, const char **path, const char **sha256, int *verified)
+{
+    if (!c || c->destroy != cls_destroy || !self(c)->base_sha256[0]) return 0;
+    gpt2_cls *s = self(c);
+    *path = s->base_path;
+    *sha256 = s->base_sha256;
+    *verified = s->base_verified;
+    return 1;
+}
+
 /* ------------------------------------------------------------ save / load */
 
 /* The safetensors file whose size identifies a base checkpoint. */
@@ -238,6 +252,16 @@ static int file_bytes(const char *path, long long *bytes)
     return rc == 0 ? 0 : -1;
 }
 
+/* The SHA-256 of a base checkpoint's weights file (what `sha256sum` says):
+ * the size alone does not tell two bases of one shape apart. */
+static int base_digest(const char *path, char hex[65])
+{
+    char *f = weights_file(path);
+    int rc = lmp_sha256_file_memo(f, hex);
+    free(f);
+    return rc;
+}
+
 static int cls_save(const lmp_classifier *c, const char *dir)
 {
     gpt2_cls *s = self(c);
@@ -249,7 +273,9 @@ static int cls_save(const lmp_classifier *c, const char *dir)
     json_object_set_new(j, "freeze_base", json_boolean(s->host.freeze_base));
     int rc = 0;
     long long bytes = 0;
-    if (s->base_changed || !s->base_path || file_bytes(s->base_path, &bytes) != 0) {
+    char sha[65];
+    if (s->base_changed || !s->base_path || file_bytes(s->base_path, &bytes) != 0 ||
+        base_digest(s->base_path, sha) != 0) {
         char *mdir = lmp_strfmt("%s/model", dir);
         rc = lmp_gpt2_save(s->m, mdir);
         free(mdir);
@@ -258,6 +284,7 @@ static int cls_save(const lmp_classifier *c, const char *dir)
         json_t *b = json_object();
         json_object_set_new(b, "path", json_string(s->base_path));
         json_object_set_new(b, "bytes", json_integer(bytes));
+        json_object_set_new(b, "sha256", json_string(sha));
         json_object_set_new(j, "base", b);
     }
     int C = s->m->config.n_embd;
@@ -295,10 +322,34 @@ static int read_head(lmp_st *st, const char *key, int L, int C, float *dst)
     return 0;
 }
 
+/* The base a saved classifier refers to must be the one it was trained
+ * over: a head and adapters over another body of the same shape load
+ * without complaint and predict nonsense.  sha: the base's digest now;
+ * *verified: whether classifier.json recorded one (older lmpipe did not:
+ * the caller warns). */
+static int check_base(const char *info, const char *base, const json_t *recorded, char sha[65], int *verified)
+{
+    *verified = 0;
+    if (base_digest(base, sha) != 0) return -1;
+    if (!recorded) return 0;
+    const char *want = json_string_value(recorded);
+    if (!want || strlen(want) != 64) return lmp_error("%s: \"base\".\"sha256\" must be 64 hex digits", info);
+    if (strcmp(want, sha) == 0) {
+        *verified = 1;
+        return 0;
+    }
+    char *f = weights_file(base);
+    lmp_error("%s: base model %s has sha256 %s, but the classifier was trained over sha256 %s: "
+              "refusing to load it over another base", info, f, sha, want);
+    free(f);
+    return -1;
+}
+
 int lmp_gpt2_classifier_load(const char *dir, lmp_classifier **out)
 {
     *out = NULL;
-    char *info = lmp_strfmt("%s/classifier.json", dir), *text = NULL, *base = NULL;
+    char *info = lmp_strfmt("%s/classifier.json", dir), *text = NULL, *base = NULL, sha[65] = "";
+    int verified = 0;
     size_t len;
     json_t *j = NULL;
     lmp_gpt2 *m = NULL;
@@ -328,6 +379,7 @@ int lmp_gpt2_classifier_load(const char *dir, lmp_classifier **out)
         if ((rc = file_bytes(base, &have)) == 0 && have != want)
             rc = lmp_error("%s: base model %s has %lld bytes but had %lld when the classifier was saved", info,
                            base, have, want);
+        if (rc == 0) rc = check_base(info, base, json_object_get(jb, "sha256"), sha, &verified);
         if (rc == 0) rc = lmp_gpt2_load(base, &m);
     } else {
         lmp_error("%s: \"base\" must be \"model\" or {\"path\", \"bytes\"}", info);
@@ -338,6 +390,8 @@ int lmp_gpt2_classifier_load(const char *dir, lmp_classifier **out)
     m = NULL;
     gpt2_cls *s = self(c);
     s->base_changed = !base;
+    memcpy(s->base_sha256, sha, sizeof sha);
+    s->base_verified = verified;
     s->host.freeze_base = json_is_true(json_object_get(j, "freeze_base"));
     if (tok) snprintf(c->tokenizer_digest, sizeof c->tokenizer_digest, "%s", tok);
     char *peft = lmp_strfmt("%s/adapter_config.json", dir);

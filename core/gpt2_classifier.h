@@ -13,10 +13,12 @@
  *
  * Saved folder:
  *   classifier.json   {"kind": "gpt2", num_labels, tokenizer_digest, freeze_base,
- *                      "base": "model" | {"path", "bytes"}}
+ *                      "base": "model" | {"path", "bytes", "sha256"}}
  *   model/            the body (lmp_gpt2_save), unless it is unchanged from a
- *                     file (then only its path and size are recorded, and
- *                     loading checks the size)
+ *                     file (then only its path, size and the SHA-256 of its
+ *                     weights file are recorded, and loading refuses a base
+ *                     that differs; a record without sha256, from an older
+ *                     lmpipe, loads unverified)
  *   adapter_config.json + adapter_model.safetensors   with LoRA: the PEFT
  *                     folder, score in it as base_model.model.score.weight
  *   score.safetensors without LoRA: {"score.weight"}
@@ -40,6 +42,12 @@ void lmp_gpt2_classifier_init_head(lmp_classifier *c, float std, uint64_t seed);
 /* The parts, or NULL when c is not a GPT-2 classifier. */
 lmp_gpt2 *lmp_gpt2_classifier_model(lmp_classifier *c);
 float *lmp_gpt2_classifier_head(lmp_classifier *c); /* [num_labels, C] */
+/* 1 when c was loaded from a folder that refers to a base checkpoint
+ * outside it: the base's path, the SHA-256 of its weights file, and
+ * whether classifier.json recorded that digest (0: saved by an older
+ * lmpipe, so nothing says it is the base the classifier was trained over).
+ * 0 otherwise (the body is in the folder, or c was not loaded). */
+int lmp_gpt2_classifier_base(lmp_classifier *c, const char **path, const char **sha256, int *verified);
 /* Load a folder written by c->save. */
 int lmp_gpt2_classifier_load(const char *dir, lmp_classifier **out);
 

@@ -63,7 +63,11 @@ typedef enum {
     LMP_BOOL,   /* true/false, yes/no, on/off, 1/0 */
     LMP_STRING, /* any text */
     LMP_ENUM,   /* one of `choices`, a '|'-separated list */
-    LMP_PATH    /* a filesystem path (existence is the stage's business) */
+    LMP_PATH,   /* a filesystem path (existence is the stage's business) */
+    LMP_FILES   /* input files, comma- or colon-separated; '' stands for the
+                 * files `choices` names (below).  The stage key hashes every
+                 * file's content, so an edited file is never served from the
+                 * stage cache; read the list with lmp_param_files. */
 } lmp_ptype;
 
 typedef struct {
@@ -71,7 +75,8 @@ typedef struct {
     lmp_ptype type;
     const char *def;     /* default, as it would be written in a pipeline file */
     double min, max;     /* inclusive range for LMP_INT / LMP_FLOAT (min > max: unbounded) */
-    const char *choices; /* LMP_ENUM: "a|b|c" */
+    const char *choices; /* LMP_ENUM: "a|b|c"; LMP_FILES: what '' stands for,
+                          * files in $LMPIPE_DATA_DIR ("corpus/a.txt,corpus/b.txt") */
     const char *doc;     /* one line */
 } lmp_param;
 
@@ -154,6 +159,11 @@ int lmp_param_bool(lmp_stage *st, const char *key);
 const char *lmp_param_str(lmp_stage *st, const char *key); /* STRING, ENUM, PATH */
 /* Whether the pipeline or command line set `key` explicitly. */
 int lmp_param_is_set(lmp_stage *st, const char *key);
+/* An LMP_FILES parameter's files, in order, as the stage key hashed them
+ * ('' resolved in $LMPIPE_DATA_DIR); an unreadable one is an error naming
+ * it.  NULL-terminated; free with lmp_files_free. */
+int lmp_param_files(lmp_stage *st, const char *key, char ***files, int *n);
+void lmp_files_free(char **files);
 
 /* The value wired to a consumed port, or NULL for an unwired optional port. */
 void *lmp_input(lmp_stage *st, const char *port);

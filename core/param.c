@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "param.h"
+#include "paths.h"
 #include "util.h"
 
 const char *lmp_ptype_name(lmp_ptype t)
@@ -21,6 +23,7 @@ const char *lmp_ptype_name(lmp_ptype t)
     case LMP_STRING: return "string";
     case LMP_ENUM: return "enum";
     case LMP_PATH: return "path";
+    case LMP_FILES: return "files";
     }
     return "?";
 }
@@ -100,6 +103,7 @@ int lmp_param_parse(const lmp_param *p, const char *text, lmp_param_value *out)
         if (!*text) return lmp_error("empty path");
         /* fall through */
     case LMP_STRING:
+    case LMP_FILES: /* whether the files exist is checked when the stage runs */
         out->text = strdupCheck(text);
         return 0;
     }
@@ -120,4 +124,58 @@ const char *lmp_param_suggest(const lmp_param *list, const char *key)
     for (const lmp_param *p = list; p && p->key; p++)
         if (lmp_is_close(key, p->key, &d) && d < best_d) best_d = d, best = p->key;
     return best;
+}
+
+void lmp_files_free(char **files)
+{
+    for (int i = 0; files && files[i]; i++) free(files[i]);
+    free(files);
+}
+
+/* Append each name of a comma- or colon-separated list (spaces before a
+ * name dropped), each prefixed with `dir/` when dir is given. */
+static void split_files(const char *list, const char *dir, char ***out, int *k)
+{
+    char *copy = strdupCheck(list), *save = NULL;
+    for (char *f = strtok_r(copy, ",:", &save); f; f = strtok_r(NULL, ",:", &save)) {
+        while (*f == ' ') f++;
+        if (!*f) continue;
+        *out = reallocCheck(*out, (size_t)(*k + 2) * sizeof **out);
+        (*out)[(*k)++] = dir ? lmp_strfmt("%s/%s", dir, f) : strdupCheck(f);
+        (*out)[*k] = NULL;
+    }
+    free(copy);
+}
+
+int lmp_files_resolve(const lmp_param *p, const char *text, char ***files, int *n)
+{
+    *files = NULL;
+    *n = 0;
+    char **out = NULL;
+    int k = 0;
+    if (!*text) {
+        if (!p->choices || !*p->choices) return lmp_error("%s: empty: no file named", p->key);
+        split_files(p->choices, lmp_data_dir(), &out, &k);
+        /* a default file may ship compressed: NAME.gz stands for NAME */
+        for (int i = 0; i < k; i++)
+            if (access(out[i], F_OK) != 0) {
+                char *gz = lmp_strfmt("%s.gz", out[i]);
+                if (access(gz, F_OK) == 0) free(out[i]), out[i] = gz;
+                else free(gz);
+            }
+    } else {
+        split_files(text, NULL, &out, &k);
+    }
+    if (!k) return lmp_error("%s: \"%s\" names no file", p->key, text);
+    for (int i = 0; i < k; i++) {
+        int rc = access(out[i], R_OK) != 0 ? lmp_error("%s: %s: cannot read: %s", p->key, out[i], strerror(errno))
+                                           : lmp_data_verify(out[i]);
+        if (rc != 0) {
+            lmp_files_free(out);
+            return -1;
+        }
+    }
+    *files = out;
+    *n = k;
+    return 0;
 }

@@ -19,6 +19,9 @@ typedef struct {
  * the message says what is wrong with the value, without location. */
 int lmp_param_parse(const lmp_param *spec, const char *text, lmp_param_value *out);
 const lmp_param *lmp_param_find(const lmp_param *list, const char *key);
+/* An LMP_FILES value's files (lmp_param_files): the list, or for '' the
+ * spec's default files in $LMPIPE_DATA_DIR; each must be readable. */
+int lmp_files_resolve(const lmp_param *spec, const char *text, char ***files, int *n);
 /* The declared key closest to `key` (edit distance), or NULL if none is close. */
 const char *lmp_param_suggest(const lmp_param *list, const char *key);
 const char *lmp_ptype_name(lmp_ptype t);

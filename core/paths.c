@@ -92,7 +92,7 @@ int lmp_data_verify(const char *path)
     const char *name = slash ? slash + 1 : path;
     char want[65], got[65];
     int listed = manifest_lookup(manifest, name, want), rc = 0;
-    if (listed > 0 && (rc = lmp_sha256_file(path, got, NULL)) == 0 && strcmp(got, want) != 0)
+    if (listed > 0 && (rc = lmp_sha256_file_memo(path, got)) == 0 && strcmp(got, want) != 0)
         rc = lmp_error("%s: sha256 %.12s... differs from %.12s... in %s: the file was changed or damaged "
                        "(restore it, e.g. git checkout, or point LMPIPE_DATA_DIR at another copy)",
                        path, got, want, manifest);

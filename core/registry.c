@@ -76,7 +76,7 @@ static int validate_stage(const lmp_stage_def *d, const lmp_plugin *pl, const ch
         return lmp_error("%s: plugin '%s' declares a stage with an invalid name", file, pl->name);
     if (!d->run) return lmp_error("%s: stage '%s' has no run function", file, d->name);
     for (const lmp_param *p = d->params; p && p->key; p++) {
-        if (p->type > LMP_PATH)
+        if (p->type > LMP_FILES)
             return lmp_error("%s: stage '%s' parameter '%s' has an unknown type", file, d->name, p->key);
         if (p->type == LMP_ENUM && (!p->choices || !*p->choices))
             return lmp_error("%s: stage '%s' enum parameter '%s' has no choices", file, d->name, p->key);

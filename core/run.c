@@ -111,9 +111,26 @@ double lmp_param_float(lmp_stage *st, const char *key)
 int lmp_param_bool(lmp_stage *st, const char *key) { return (int)value_of(st, key, 1 << LMP_BOOL)->i; }
 const char *lmp_param_str(lmp_stage *st, const char *key)
 {
-    return value_of(st, key, 1 << LMP_STRING | 1 << LMP_ENUM | 1 << LMP_PATH)->text;
+    return value_of(st, key, 1 << LMP_STRING | 1 << LMP_ENUM | 1 << LMP_PATH | 1 << LMP_FILES)->text;
 }
 int lmp_param_is_set(lmp_stage *st, const char *key) { return value_of(st, key, ~0)->is_set; }
+
+int lmp_param_files(lmp_stage *st, const char *key, char ***files, int *n)
+{
+    lmp_param_value *v = value_of(st, key, 1 << LMP_FILES);
+    if (lmp_files_resolve(v->spec, v->text, files, n) != 0) return -1;
+    /* what '' stood for, or the list as given, in the store */
+    lmp_sbuf list = {0};
+    for (int i = 0; i < *n; i++) {
+        if (i) lmp_sbuf_putn(&list, ",", 1);
+        lmp_sbuf_putn(&list, (*files)[i], strlen((*files)[i]));
+    }
+    char *name = lmp_strfmt("resolved_%s", key);
+    lmp_log_param(st, name, list.s);
+    free(name);
+    free(list.s);
+    return 0;
+}
 
 /* ------------------------------------------------------------ artifacts */
 
@@ -339,17 +356,24 @@ char *lmp_data_home(const char *db_path)
     return home;
 }
 
-/* What a path parameter names, for the stage key: a file up to 64 MiB by
- * content; a larger file, or each entry of a folder, by size and
- * modification time (hashing a 6 GB checkpoint at every run would cost more
- * than the cache saves).  A path that does not exist adds nothing. */
+/* Files up to this size are keyed by content, larger ones by size and
+ * modification time: hashing a 6 GB checkpoint at every run would cost more
+ * than the cache saves. */
+#define CONTENT_KEYED_BYTES (64 << 20)
+
+/* What a path parameter names, for the stage key: a file up to
+ * CONTENT_KEYED_BYTES by content, a larger one by size and modification
+ * time; a folder by its own size and time and each entry's (content for a
+ * file up to that size too: the base checkpoint of a classifier, say, so a
+ * replaced base never reuses what was computed over the old one).  A path
+ * that does not exist adds nothing. */
 static void path_fingerprint(lmp_sha256 *h, const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0) return;
-    if (S_ISREG(st.st_mode) && st.st_size <= (64 << 20)) {
+    if (S_ISREG(st.st_mode) && st.st_size <= CONTENT_KEYED_BYTES) {
         char hex[65];
-        if (lmp_sha256_file(path, hex, NULL) == 0) lmp_sha256_update(h, hex, 64);
+        if (lmp_sha256_file_memo(path, hex) == 0) lmp_sha256_update(h, hex, 64);
         return;
     }
     char buf[128];
@@ -369,6 +393,8 @@ static void path_fingerprint(lmp_sha256 *h, const char *path)
             char line[512], hex[65];
             int k = snprintf(line, sizeof line, "%s:%lld:%lld.%09ld", e->d_name, (long long)es.st_size,
                              (long long)es.st_mtim.tv_sec, es.st_mtim.tv_nsec);
+            if (S_ISREG(es.st_mode) && es.st_size <= CONTENT_KEYED_BYTES && lmp_sha256_file_memo(full, hex) == 0)
+                k = snprintf(line, sizeof line, "%s:%s", e->d_name, hex);
             lmp_sha256 eh;
             lmp_sha256_init(&eh);
             lmp_sha256_update(&eh, line, (size_t)k);
@@ -385,6 +411,25 @@ static void path_fingerprint(lmp_sha256 *h, const char *path)
     lmp_sha256_update(h, acc, sizeof acc);
 }
 
+/* What an LMP_FILES parameter names, for the stage key: each file's
+ * content, in order ('' resolved to the declared default files, so the
+ * corpus in the data folder counts as much as one named explicitly).  A
+ * file that cannot be read adds a mark; the stage reports it when it runs. */
+static void files_fingerprint(lmp_sha256 *h, const lmp_param *spec, const char *text)
+{
+    char **files, hex[65];
+    int n;
+    if (lmp_files_resolve(spec, text, &files, &n) != 0) {
+        lmp_sha256_update(h, "?", 1);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (lmp_sha256_file_memo(files[i], hex) == 0) lmp_sha256_update(h, hex, 64);
+        else lmp_sha256_update(h, "-", 1);
+    }
+    lmp_files_free(files);
+}
+
 /* The stage's key: what it is, how it is set, what it reads. */
 static void stage_key(lmp_stage *st)
 {
@@ -398,9 +443,10 @@ static void stage_key(lmp_stage *st)
         lmp_param_value *v = &st->ps->values[i];
         lmp_sha256_update(&h, v->spec->key, strlen(v->spec->key) + 1);
         lmp_sha256_update(&h, v->text, strlen(v->text) + 1);
-        /* a path parameter naming a file or folder: its content counts, so
-         * an edited corpus or checkpoint is not served from the cache */
+        /* a parameter naming files or a folder: their content counts, so an
+         * edited corpus or checkpoint is not served from the cache */
         if (v->spec->type == LMP_PATH) path_fingerprint(&h, v->text);
+        else if (v->spec->type == LMP_FILES) files_fingerprint(&h, v->spec, v->text);
     }
     for (int i = 0; st->def->consumes && st->def->consumes[i].name; i++) {
         lmp_value *v = input_value(st, st->def->consumes[i].name);

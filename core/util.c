@@ -685,6 +685,50 @@ int lmp_sha256_file(const char *path, char hex[65], int64_t *bytes)
     return 0;
 }
 
+#define MEMO_SLOTS 64
+static struct {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    char hex[65];
+} memo[MEMO_SLOTS];
+static int memo_used, memo_next;
+static pthread_mutex_t memo_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int same_file(int i, const struct stat *st)
+{
+    return memo[i].dev == st->st_dev && memo[i].ino == st->st_ino && memo[i].size == st->st_size &&
+           memo[i].mtime.tv_sec == st->st_mtim.tv_sec && memo[i].mtime.tv_nsec == st->st_mtim.tv_nsec &&
+           memo[i].ctime.tv_sec == st->st_ctim.tv_sec && memo[i].ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+int lmp_sha256_file_memo(const char *path, char hex[65])
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return lmp_error("%s: %s", path, strerror(errno));
+    pthread_mutex_lock(&memo_lock);
+    for (int i = 0; i < memo_used; i++)
+        if (same_file(i, &st)) {
+            memcpy(hex, memo[i].hex, 65);
+            pthread_mutex_unlock(&memo_lock);
+            return 0;
+        }
+    pthread_mutex_unlock(&memo_lock);
+    /* stat before reading: a file changed while it is read gets a new
+     * stat, so the entry below is never found again */
+    if (lmp_sha256_file(path, hex, NULL) != 0) return -1;
+    pthread_mutex_lock(&memo_lock);
+    int i = memo_next;
+    memo_next = (memo_next + 1) % MEMO_SLOTS;
+    if (memo_used < MEMO_SLOTS) memo_used++;
+    memo[i].dev = st.st_dev, memo[i].ino = st.st_ino, memo[i].size = st.st_size;
+    memo[i].mtime = st.st_mtim, memo[i].ctime = st.st_ctim;
+    memcpy(memo[i].hex, hex, 65);
+    pthread_mutex_unlock(&memo_lock);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ strings */
 
 void lmp_sbuf_putn(lmp_sbuf *b, const char *s, size_t n)

@@ -134,6 +134,11 @@ void lmp_sha256_init(lmp_sha256 *s);
 void lmp_sha256_update(lmp_sha256 *s, const void *data, size_t len);
 void lmp_sha256_final(lmp_sha256 *s, char hex[65]);
 int lmp_sha256_file(const char *path, char hex[65], int64_t *bytes);
+/* The same for an input file that several places hash (a stage key, then
+ * the stage itself; a corpus read by two stages): remembered for the life
+ * of the process under the file's (device, inode, size, mtime, ctime), so
+ * a 12 MB corpus costs one read.  Not for files the process rewrites. */
+int lmp_sha256_file_memo(const char *path, char hex[65]);
 /* A file's SHA-256, or a folder's: over every regular file below it in
  * sorted order, each as its relative name, NUL, its SHA-256 (bytes: the sum). */
 int lmp_sha256_path(const char *path, char hex[65], int64_t *bytes);

@@ -26,7 +26,10 @@
  *   sha256(teacher classifier's digest, teacher data's digest, split)
  * so a later distillation from the same teacher on the same data does not
  * run it again (metric teacher_cache_hit 1; teacher_cache=false neither
- * reads nor writes the cache).
+ * reads nor writes the cache).  The teacher's digest covers all its
+ * weights: a loaded teacher's includes the base checkpoint it refers to
+ * (clfio.c), one trained in the pipeline derives from the stage keys, which
+ * hash its base checkpoint's files (by content up to 64 MiB, core/run.c).
  */
 #include "config.h"
 

@@ -14,8 +14,7 @@
 
 static const lmp_param params[] = {
     {"vocab_size", LMP_INT, "8192", 257, 1000000, NULL, "tokens in the vocabulary, <|endoftext|> included"},
-    {"files", LMP_STRING, "", LMP_UNBOUNDED, NULL,
-     "text files (.gz: read decompressed), comma- or colon-separated ('': the corpus shipped in the data folder)"},
+    CORPUS_FILES_PARAM,
     {"min_count", LMP_INT, "2", 1, 1000000000, NULL, "stop merging when no pair occurs this often"},
     LMP_PARAM_END,
 };
@@ -26,13 +25,13 @@ static int run(lmp_stage *st)
 {
     char **files;
     int nfiles;
-    if (corpus_files(st, lmp_param_str(st, "files"), &files, &nfiles) != 0) return -1;
+    if (lmp_param_files(st, "files", &files, &nfiles) != 0) return -1;
     char *dir = lmp_strfmt("%s/tokenizer", lmp_workdir(st));
     double t0 = lmp_now();
     lmp_info(st, "learning %lld tokens from %d file(s)", (long long)lmp_param_int(st, "vocab_size"), nfiles);
     int rc = lmp_bpe_train((const char *const *)files, nfiles, (int)lmp_param_int(st, "vocab_size"), dir,
                            (int)lmp_param_int(st, "min_count"));
-    corpus_files_free(files);
+    lmp_files_free(files);
     lmp_tokenizer *tok = NULL;
     if (rc == 0) rc = lmp_tokenizer_load_dir(dir, &tok);
     free(dir);

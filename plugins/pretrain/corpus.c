@@ -1,79 +1,17 @@
 /*
- * corpus.c — the pretraining corpus: file lists and the cached token stream
- * (see corpus.h).  Cache file: "LMPTOK01", uint64 count, int32 ids[count]
+ * corpus.c — the pretraining corpus: the cached token stream (see
+ * corpus.h).  Cache file: "LMPTOK01", uint64 count, int32 ids[count]
  * (native byte order), written atomically.
  */
 #include "config.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "corpus.h"
 #include "dist.h"
-#include "paths.h"
 #include "util.h"
-
-void corpus_files_free(char **files)
-{
-    for (int i = 0; files && files[i]; i++) free(files[i]);
-    free(files);
-}
-
-int corpus_files(lmp_stage *st, const char *spec, char ***files, int *n)
-{
-    *files = NULL;
-    *n = 0;
-    char **out = NULL;
-    int k = 0;
-    if (!*spec) {
-        /* the shipped corpus is gzip-compressed; a data folder of the user's
-         * may hold the same texts uncompressed */
-        static const char *const names[] = {"moby-dick.txt", "state-of-the-union.txt"};
-        out = callocCheck(3, sizeof *out);
-        for (int i = 0; i < 2; i++) {
-            char *plain = lmp_strfmt("%s/corpus/%s", lmp_data_dir(), names[i]);
-            if (access(plain, F_OK) == 0) {
-                out[k++] = plain;
-            } else {
-                out[k++] = lmp_strfmt("%s.gz", plain);
-                free(plain);
-            }
-        }
-    } else {
-        char *copy = strdupCheck(spec), *save = NULL;
-        for (char *f = strtok_r(copy, ",:", &save); f; f = strtok_r(NULL, ",:", &save)) {
-            while (*f == ' ') f++;
-            if (!*f) continue;
-            out = reallocCheck(out, (size_t)(k + 2) * sizeof *out);
-            out[k++] = strdupCheck(f);
-            out[k] = NULL;
-        }
-        free(copy);
-        if (!k) return lmp_error("files: \"%s\" names no file", spec);
-    }
-    for (int i = 0; i < k; i++)
-        if (access(out[i], R_OK) != 0 || lmp_data_verify(out[i]) != 0) {
-            char *msg = access(out[i], R_OK) != 0
-                            ? lmp_strfmt("%s: cannot read corpus file (%s)", out[i], strerror(errno))
-                            : strdupCheck(lmp_errmsg());
-            corpus_files_free(out);
-            lmp_error("%s", msg);
-            free(msg);
-            return -1;
-        }
-    lmp_sbuf list = {0};
-    for (int i = 0; i < k; i++) {
-        if (i) lmp_sbuf_putn(&list, ",", 1);
-        lmp_sbuf_putn(&list, out[i], strlen(out[i]));
-    }
-    lmp_log_param(st, "resolved_files", list.s);
-    free(list.s);
-    *files = out;
-    *n = k;
-    return 0;
-}
 
 static const char magic[8] = { 'L', 'M', 'P', 'T', 'O', 'K', '0', '1' };
 
@@ -116,7 +54,7 @@ int corpus_tokens(lmp_stage *st, lmp_tokenizer *tok, char **files, int nfiles, i
     lmp_sha256_update(&h, tok->digest, 64);
     for (int i = 0; i < nfiles; i++) {
         char fh[65];
-        if (lmp_sha256_file(files[i], fh, NULL) != 0) return -1;
+        if (lmp_sha256_file_memo(files[i], fh) != 0) return -1; /* the stage key hashed it already */
         lmp_sha256_update(&h, fh, 64);
     }
     char key[65];

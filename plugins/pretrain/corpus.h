@@ -10,15 +10,14 @@
 #include "lmpipe.h"
 #include "tokenizer.h"
 
-/* The `files` parameter: a comma- or colon-separated list; empty means the
- * corpus, corpus/{moby-dick,state-of-the-union}.txt of the data folder
- * (or their .txt.gz, as lmpipe ships them).  Every file must exist and
- * match the data folder's manifest when one lists it (lmp_data_verify);
- * a name ending in .gz is read decompressed.  The list is logged as the
- * stage's parameter `resolved_files`.  Returns a NULL-terminated array (free with
- * corpus_files_free). */
-int corpus_files(lmp_stage *st, const char *spec, char ***files, int *n);
-void corpus_files_free(char **files);
+/* The `files` parameter of both stages: input files, so the stage key
+ * hashes their content (LMP_FILES); '' is the corpus shipped in the data
+ * folder (gzip-compressed; a plain .txt beside it is preferred).  Read it
+ * with lmp_param_files, which checks each file against its folder's
+ * manifest and logs the list as the parameter `resolved_files`. */
+#define CORPUS_FILES_PARAM                                                                         \
+    {"files", LMP_FILES, "", LMP_UNBOUNDED, "corpus/moby-dick.txt,corpus/state-of-the-union.txt", \
+     "text files (.gz: read decompressed), comma- or colon-separated ('': the corpus in the data folder)"}
 
 /* The token ids of the files in order, each file followed by the
  * tokenizer's end-of-text token when it has one.  Cached in

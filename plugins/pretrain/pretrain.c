@@ -35,8 +35,7 @@ static const lmp_param params[] = {
     {"n_head", LMP_INT, "4", 1, 64, NULL, "attention heads (must divide n_embd)"},
     {"n_embd", LMP_INT, "192", 8, 4096, NULL, "model width"},
     {"n_ctx", LMP_INT, "128", 8, 4096, NULL, "context length (position embeddings)"},
-    {"files", LMP_STRING, "", LMP_UNBOUNDED, NULL,
-     "text files (.gz: read decompressed), comma- or colon-separated ('': the corpus shipped in the data folder)"},
+    CORPUS_FILES_PARAM,
     {"tokens", LMP_INT, "0", 0, 1e15, NULL, "training-token budget; sets steps when > 0"},
     {"steps", LMP_INT, "1000", 1, 1e9, NULL, "optimizer steps (when tokens is 0)"},
     {"batch", LMP_INT, "16", 1, 4096, NULL, "sequences per micro-batch"},
@@ -247,12 +246,12 @@ static int run(lmp_stage *st)
     /* data */
     char **files;
     int nfiles, hit;
-    if (corpus_files(st, lmp_param_str(st, "files"), &files, &nfiles) != 0) return -1;
+    if (lmp_param_files(st, "files", &files, &nfiles) != 0) return -1;
     int *ids;
     size_t n;
     double t0 = lmp_now();
     int rc = corpus_tokens(st, tok, files, nfiles, &ids, &n, &hit);
-    corpus_files_free(files);
+    lmp_files_free(files);
     if (rc != 0) return -1;
     lmp_info(st, "%zu tokens from %d file(s) (%s, %.1f s)", n, nfiles, hit ? "cached" : "tokenized",
              lmp_now() - t0);
