@@ -719,6 +719,94 @@ static void expect_load_error(const char *dir, const char *want_fmt)
     c->destroy(c);
 }
 
+/* Load the PEFT folder `from` into a fresh classifier and save it to `to`:
+ * the adapters attached, and adapter_config.json's bytes. */
+static char *round_trip(const char *from, const char *to, int want_adapters)
+{
+    lmp_classifier *c = classifier();
+    lmp_lora_config cfg;
+    ck_assert_msg(lmp_lora_load(c->adapters(c), from, head_key, &cfg, NULL) == 0, "%s", lmp_errmsg());
+    ck_assert_int_eq(lmp_lora_count(c->adapters(c)), want_adapters);
+    ck_assert_msg(c->save(c, to) == 0, "%s", lmp_errmsg());
+    c->destroy(c);
+    char *p = lmp_strfmt("%s/adapter_config.json", to), *text;
+    size_t len;
+    ck_assert_int_eq(lmp_read_file(p, 1 << 20, &text, &len), 0);
+    free(p);
+    return text;
+}
+
+static char *target_modules(const char *config_text)
+{
+    json_t *j = json_loads(config_text, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    char *s = json_dumps(json_object_get(j, "target_modules"), JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+/* target_modules keeps its kind through any number of load / save round
+ * trips: a regex stays that regex (not escaped again as a glob), a list a
+ * list; from the second save on the whole adapter_config.json is fixed. */
+START_TEST(targets_survive_round_trips)
+{
+    make_tmpdir();
+    static const char *const forms[] = {
+        "\"(.*\\\\.)?(h\\\\.1\\\\..*|h\\\\.0\\\\.mlp\\\\.c_fc)\"", /* what lmp_lora_save writes for globs */
+        "\".*\\\\.h\\\\.\\\\d+\\\\.(attn\\\\.c_(attn|proj)|mlp\\\\.c_(fc|proj))\"", /* hand-written PEFT regex */
+        "[\"c_attn\",\"attn.c_proj\",\"c_fc\",\"mlp.c_proj\"]",        /* the fixture's list */
+    };
+    for (int f = 0; f < 3; f++) {
+        char *dir = peft_copy(f == 0 ? "glob" : f == 1 ? "regex" : "list");
+        json_t *tm = json_loads(forms[f], JSON_DECODE_ANY, NULL);
+        ck_assert_ptr_nonnull(tm);
+        int want = 8;
+        if (f == 0) { /* the glob form selects h.1's four layers and h.0.mlp.c_fc */
+            lmp_classifier *e = classifier();
+            lmp_lora_config cfg = { .rank = 4, .alpha = 8, .targets = "h.1.*,h.0.mlp.c_fc" };
+            lmp_rng rng;
+            lmp_rng_seed(&rng, 3);
+            ck_assert_int_eq(lmp_lora_attach(e->adapters(e), &cfg, &rng), 0);
+            ck_assert_msg(e->save(e, dir) == 0, "%s", lmp_errmsg());
+            e->destroy(e);
+            want = 5;
+        }
+        edit_config(dir, "target_modules", tm);
+        char *prev = NULL;
+        for (int round = 1; round <= 3; round++) {
+            char *next = lmp_strfmt("%s/%s.%d", tmpdir, f == 0 ? "glob" : f == 1 ? "regex" : "list", round);
+            char *text = round_trip(round == 1 ? dir : prev, next, want);
+            char *got = target_modules(text);
+            ck_assert_str_eq(got, forms[f]);
+            if (round > 1) {
+                char *p = lmp_strfmt("%s/adapter_config.json", prev), *before;
+                size_t len;
+                ck_assert_int_eq(lmp_read_file(p, 1 << 20, &before, &len), 0);
+                ck_assert_str_eq(text, before);
+                free(p), free(before);
+            }
+            free(got), free(text), free(prev);
+            prev = next;
+        }
+        free(prev), free(dir);
+    }
+    /* a regex given to attach selects as PEFT would */
+    lmp_classifier *c = classifier();
+    lmp_lora_config cfg = { .rank = 2, .alpha = 4, .targets = "transformer\\.h\\.0\\..*", .targets_regex = 1 };
+    lmp_rng rng;
+    lmp_rng_seed(&rng, 5);
+    ck_assert_msg(lmp_lora_attach(c->adapters(c), &cfg, &rng) == 0, "%s", lmp_errmsg());
+    ck_assert_int_eq(lmp_lora_count(c->adapters(c)), 4);
+    c->destroy(c);
+    c = classifier();
+    cfg.targets = "h\\.0\\..*"; /* a full match: the prefix is part of the name */
+    ck_assert_int_eq(lmp_lora_attach(c->adapters(c), &cfg, &rng), -1);
+    ck_assert_str_eq(lmp_errmsg(), "lora: target_modules 'h\\.0\\..*' matches no linear layer of the gpt2 model");
+    c->destroy(c);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(peft_validation_errors)
 {
     make_tmpdir();
@@ -840,6 +928,7 @@ int main(void)
     tcase_add_test(tc, dropout_masks_and_gradients);
     tcase_add_test(tc, output_scaling_adapter_after_lora);
     tcase_add_test(tc, peft_validation_errors);
+    tcase_add_test(tc, targets_survive_round_trips);
     suite_add_tcase(s, tc);
     int failed = test_run_suite(s, 1);
     lmp_st_close(ref);
