@@ -29,7 +29,9 @@ static const lmp_param lora_params[] = {
      "layers: comma-separated names, dot-suffixes or globs with *"},
     {"init", LMP_ENUM, "kaiming", LMP_UNBOUNDED, "kaiming|gaussian",
      "A ~ kaiming_uniform(a=sqrt(5)) as PEFT, or N(0, 1/rank); B = 0"},
-    {"load", LMP_PATH, "-", LMP_UNBOUNDED, NULL, "load a PEFT adapter folder instead of initialising ('-': fresh)"},
+    {"load", LMP_PATH, "-", LMP_UNBOUNDED, NULL,
+     "load a PEFT adapter folder instead of initialising ('-': fresh); rank, alpha, rslora, dropout and targets "
+     "given as well must agree with it"},
     LMP_PARAM_END,
 };
 
@@ -65,6 +67,53 @@ static int load_head(lmp_classifier *c, lmp_st *st)
     return 1;
 }
 
+/* The folder decides what a loaded adapter is; a value the pipeline gave
+ * explicitly (lmp_param_is_set) and the folder contradicts would be ignored
+ * without a word, so it is refused, naming both.  Targets agree when they
+ * select the same layers, however spelled. */
+static int conflict(const char *key, const char *mine, const char *dir, const char *peft_key, const char *theirs)
+{
+    return lmp_error("%s=%s conflicts with %s/adapter_config.json %s=%s", key, mine, dir, peft_key, theirs);
+}
+
+static int check_loaded(lmp_stage *st, const lmp_adapter_host *h, const lmp_lora_config *cfg, const char *dir)
+{
+    char a[64], b[64];
+    if (lmp_param_is_set(st, "rank") && lmp_param_int(st, "rank") != cfg->rank) {
+        snprintf(a, sizeof a, "%lld", (long long)lmp_param_int(st, "rank"));
+        snprintf(b, sizeof b, "%d", cfg->rank);
+        return conflict("rank", a, dir, "r", b);
+    }
+    static const char *const floats[][2] = { { "alpha", "lora_alpha" }, { "dropout", "lora_dropout" } };
+    for (int i = 0; i < 2; i++) {
+        double mine = lmp_param_float(st, floats[i][0]), theirs = i == 0 ? cfg->alpha : cfg->dropout;
+        if (lmp_param_is_set(st, floats[i][0]) && mine != theirs) {
+            snprintf(a, sizeof a, "%g", mine);
+            snprintf(b, sizeof b, "%g", theirs);
+            return conflict(floats[i][0], a, dir, floats[i][1], b);
+        }
+    }
+    if (lmp_param_is_set(st, "rslora") && lmp_param_bool(st, "rslora") != cfg->rslora)
+        return conflict("rslora", lmp_param_bool(st, "rslora") ? "true" : "false", dir, "use_rslora",
+                        cfg->rslora ? "true" : "false");
+    if (!lmp_param_is_set(st, "targets")) return 0;
+    const char *targets = lmp_param_str(st, "targets");
+    unsigned char *sel = mallocCheck((size_t)h->n_linears + 1);
+    int rc = lmp_adapter_select(h, targets, sel);
+    for (int i = 0; i < h->n_linears && rc == 0; i++) {
+        int has = 0;
+        for (const lmp_adapter *ad = h->linears[i].adapters; ad && !has; ad = ad->next)
+            has = strcmp(ad->ops->kind, "lora") == 0;
+        if (has != sel[i]) {
+            char *theirs = lmp_strfmt(cfg->targets_regex ? "'%s'" : "[%s]", cfg->targets);
+            rc = conflict("targets", targets, dir, "target_modules", theirs);
+            free(theirs);
+        }
+    }
+    free(sel);
+    return rc;
+}
+
 static int lora_run(lmp_stage *st)
 {
     lmp_classifier *c = lmp_input_take(st, "model");
@@ -87,11 +136,7 @@ static int lora_run(lmp_stage *st)
             rc = -1;
             goto fail;
         }
-        if (lmp_param_is_set(st, "rank") && lmp_param_int(st, "rank") != cfg.rank) {
-            rc = lmp_error("rank=%lld but %s/adapter_config.json has r = %d", (long long)lmp_param_int(st, "rank"),
-                           load, cfg.rank);
-            goto fail;
-        }
+        if ((rc = check_loaded(st, h, &cfg, load)) != 0) goto fail;
         lmp_info(st, "loaded %d LoRA adapters (r = %d, alpha = %g, targets %s)%s from %s", lmp_lora_count(h),
                  cfg.rank, cfg.alpha, cfg.targets, head ? " and the score head" : "", load);
     } else {
