@@ -9,7 +9,9 @@
  *  - 5 AdamW steps replayed as the train stage takes them: the loss at every
  *    step and the final logits (relative error <= 1e-3);
  *  - save / load through the classifier type (PEFT folder + head), regex
- *    targets, merge (<= 1e-4 from unmerged), adapter dropout against finite
+ *    targets kept through round trips, merge (<= 1e-4 from unmerged) and
+ *    the merged model as a GPT2ForSequenceClassification checkpoint read
+ *    back to the same logits, adapter dropout against finite
  *    differences, an output-scaling adapter chained after LoRA;
  *  - every PEFT validation error, with its exact message. */
 #include "config.h"
@@ -480,6 +482,60 @@ START_TEST(merge_matches_unmerged)
     ck_assert_int_eq(memcmp(plain->linears[6].weight, m->linears[6].weight, 128 * 32 * sizeof(float)), 0);
     lmp_gpt2_free(plain);
     d->destroy(d);
+
+    /* as transformers' GPT2ForSequenceClassification: the body under
+     * "transformer.", score.weight beside it; lmpipe reads it back as a
+     * language model and, with its head, as the same classifier */
+    char *hf = lmp_strfmt("%s/hf", tmpdir);
+    ck_assert_msg(lmp_gpt2_save_seq_cls(m, hf, lmp_gpt2_classifier_head(c), 2, 0) == 0, "%s", lmp_errmsg());
+    char *stp = lmp_strfmt("%s/model.safetensors", hf);
+    lmp_st *st;
+    ck_assert_int_eq(lmp_st_open(stp, &st), 0);
+    ck_assert_int_eq(lmp_st_count(st), 4 + 12 * 2 + 1);
+    ck_assert_ptr_nonnull(lmp_st_find(st, "transformer.h.1.mlp.c_fc.weight"));
+    ck_assert_ptr_nonnull(lmp_st_find(st, "score.weight"));
+    ck_assert_ptr_null(lmp_st_find(st, "wte.weight"));
+    lmp_st_close(st);
+    ck_assert_msg(lmp_gpt2_load(hf, &plain) == 0, "%s", lmp_errmsg());
+    ck_assert_int_eq(memcmp(plain->linears[6].weight, m->linears[6].weight, 128 * 32 * sizeof(float)), 0);
+    int L;
+    float *head;
+    ck_assert_int_eq(lmp_gpt2_load_seq_cls_head(hf, 32, &L, &head), 1);
+    ck_assert_int_eq(L, 2);
+    ck_assert_int_eq(memcmp(head, lmp_gpt2_classifier_head(c), 2 * 32 * sizeof(float)), 0);
+    ck_assert_msg(lmp_gpt2_classifier_new(plain, L, hf, &d) == 0, "%s", lmp_errmsg());
+    memcpy(lmp_gpt2_classifier_head(d), head, 2 * 32 * sizeof(float));
+    free(head);
+    batch_logits(d, again, 0);
+    ck_assert_int_eq(memcmp(after, again, sizeof after), 0);
+    d->destroy(d);
+    char *cfgp = lmp_strfmt("%s/config.json", hf);
+    json_t *j = read_json(cfgp);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "architectures"), 0)),
+                     "GPT2ForSequenceClassification");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "id2label"), "1")), "LABEL_1");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "label2id"), "LABEL_0")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "pad_token_id")), 0);
+    /* a config that counts other labels than the head has */
+    json_object_del(json_object_get(j, "id2label"), "1");
+    ck_assert_int_eq(json_dump_file(j, cfgp, 0), 0);
+    json_decref(j);
+    ck_assert_int_eq(lmp_gpt2_load_seq_cls_head(hf, 32, &L, &head), -1);
+    char *want = lmp_strfmt("%s/config.json: id2label has 1 labels but score.weight in %s has 2 rows", hf, stp);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want);
+    ck_assert_int_eq(lmp_gpt2_load_seq_cls_head(hf, 31, &L, &head), -1);
+    want = lmp_strfmt("%s: tensor \"score.weight\" must be [num_labels, 31] (F32, F16 or BF16)", stp);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want);
+    /* a language model has no head; a pad id outside the vocabulary is refused */
+    char *tiny = fixture("gpt2/tiny-hf");
+    ck_assert_int_eq(lmp_gpt2_load_seq_cls_head(tiny, 32, &L, &head), 0);
+    ck_assert_ptr_null(head);
+    ck_assert_int_eq(lmp_gpt2_save_seq_cls(m, hf, lmp_gpt2_classifier_head(c), 2, 101), -1);
+    want = lmp_strfmt("%s: pad_token_id 101 is not in the vocabulary [0, 101)", hf);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want), free(tiny), free(cfgp), free(stp), free(hf);
     c->destroy(c);
     free(mp), free(dir);
     remove_tmpdir();
