@@ -10,7 +10,7 @@
 #include "dist.h"
 #include "util.h"
 
-void lmp_batch_fill(lmp_batch *b, const lmp_split *split, const int *idx, int n, int pad_id, int fixed_T,
+void lmp_batch_fill(lmp_batch *b, const lmp_dataset *d, const lmp_split *split, const int *idx, int n, int fixed_T,
                     int max_T)
 {
     int T = fixed_T;
@@ -30,11 +30,19 @@ void lmp_batch_fill(lmp_batch *b, const lmp_split *split, const int *idx, int n,
     b->B = n, b->T = T;
     for (int i = 0; i < n; i++) {
         int r = idx[i], l = split->len[r] < T ? split->len[r] : T;
-        memcpy(b->ids + (size_t)i * T, split->ids[r], (size_t)l * sizeof(int));
-        for (int t = l; t < T; t++) b->ids[(size_t)i * T + t] = pad_id;
+        const int *src = split->ids[r] + (d->truncate_left ? split->len[r] - l : 0);
+        memcpy(b->ids + (size_t)i * T, src, (size_t)l * sizeof(int));
+        for (int t = l; t < T; t++) b->ids[(size_t)i * T + t] = d->pad_id;
         b->len[i] = l;
         b->labels[i] = split->label[r];
     }
+}
+
+int lmp_batch_count_cut(const lmp_split *split, int max_T)
+{
+    int cut = 0;
+    for (int i = 0; i < split->n && max_T > 0; i++) cut += split->len[i] > max_T;
+    return cut;
 }
 
 void lmp_batch_free(lmp_batch *b)
@@ -75,7 +83,7 @@ int lmp_classifier_predict(lmp_classifier *c, const lmp_dataset *d, const lmp_sp
     for (int start = (int)lo; start < hi && rc == 0; start += batch) {
         int n = hi - start < batch ? (int)hi - start : batch;
         for (int i = 0; i < n; i++) idx[i] = start + i;
-        lmp_batch_fill(&b, split, idx, n, d->pad_id, 0, c->max_len);
+        lmp_batch_fill(&b, d, split, idx, n, 0, c->max_len);
         rc = c->forward(c, b.ids, b.len, b.B, b.T, logits + (size_t)start * c->num_labels, 0);
         /* one rank leaving early would leave the others in the sum: with
          * several ranks the stage notices the interruption afterwards */

@@ -17,11 +17,17 @@ typedef struct {
     int cap_B, cap_T;
 } lmp_batch;
 
-/* Fill `b` with rows idx[0..n) of `split`.  T is the longest row (dynamic
- * padding) or `fixed_T` when > 0 (pad or cut to exactly fixed_T, as the
- * original study's padding to 20).  Rows longer than max_T (> 0) are cut. */
-void lmp_batch_fill(lmp_batch *b, const lmp_split *split, const int *idx, int n, int pad_id, int fixed_T,
+/* Fill `b` with rows idx[0..n) of `split`, a split of d, padded with
+ * d->pad_id.  T is the longest row (dynamic padding) or `fixed_T` when > 0
+ * (pad or cut to exactly fixed_T, as the original study's padding to 20).
+ * Rows longer than max_T (> 0) are cut.  A row is cut at the end the
+ * tokenizer cut (d->truncate_left: its last T tokens are kept), so a model
+ * whose context is shorter than the tokenizer's max_len sees the part of the
+ * sentence the user asked for. */
+void lmp_batch_fill(lmp_batch *b, const lmp_dataset *d, const lmp_split *split, const int *idx, int n, int fixed_T,
                     int max_T);
+/* How many rows of `split` are longer than max_T (> 0), i.e. lmp_batch_fill cuts. */
+int lmp_batch_count_cut(const lmp_split *split, int max_T);
 void lmp_batch_free(lmp_batch *b);
 
 /* logits[n, num_labels] for every row of `split`, in order, `batch` rows at a

@@ -13,7 +13,10 @@
  *             if tokenized: u32 len, i32 ids[len]
  *     str digest
  *
- * where str is u32 length + bytes.  Load checks every length against the
+ * where str is u32 length + bytes, and tokenized is 0 (no ids), 1 (ids, long
+ * rows cut at the end) or 2 (ids, long rows cut at the start: truncate_left).
+ * The cut side rides in that flag rather than in a field of its own so that
+ * the files and digests of every right-cut dataset stay what they were.  Load checks every length against the
  * bytes left, every label and id against its range, and the stored digest
  * against one recomputed from the content, so a truncated or corrupted file
  * is an error naming the file, never a crash.
@@ -195,7 +198,7 @@ static void encode_content(enc *e, const lmp_dataset *d)
     put_str(e, d->name);
     put_u32(e, (uint32_t)d->num_labels);
     for (int i = 0; i < d->num_labels; i++) put_str(e, d->label_names[i] ? d->label_names[i] : "");
-    put_u32(e, d->tokenized ? 1 : 0);
+    put_u32(e, d->tokenized ? (d->truncate_left ? 2 : 1) : 0);
     put_str(e, d->tokenized ? d->tokenizer_digest : "");
     put_u32(e, (uint32_t)(d->tokenized ? d->vocab_size : 0));
     put_u32(e, (uint32_t)(d->tokenized ? d->pad_id : 0));
@@ -336,11 +339,12 @@ static int decode(dec *r, lmp_dataset **out)
     }
     char *tokdig;
     if (get_u32(r, &u, "tokenized flag") != 0 || get_str(r, &tokdig, 0, "tokenizer digest") != 0) return -1;
-    if (u > 1 || strlen(tokdig) > 64) {
+    if (u > 2 || strlen(tokdig) > 64) {
         free(tokdig);
         return lmp_error("%s: bad tokenization header", r->path);
     }
-    d->tokenized = (int)u;
+    d->tokenized = u != 0;
+    d->truncate_left = u == 2;
     snprintf(d->tokenizer_digest, sizeof d->tokenizer_digest, "%s", tokdig);
     free(tokdig);
     if (get_i32(r, &d->vocab_size, "vocab_size") != 0 || get_i32(r, &d->pad_id, "pad_id") != 0 ||

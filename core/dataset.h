@@ -34,6 +34,11 @@ typedef struct {
     int pad_id;
     int max_len;
     char digest[65];     /* content hash: texts, labels and ids */
+    int truncate_left;   /* rows longer than max_len lost their start, not their end
+                          * (gpt2-bpe truncation=left); a later cut to a shorter
+                          * length (a classifier's context, train's max_len) cuts
+                          * the same end (core/batch.c).  Last, so the fields
+                          * before keep their offsets for plugins built earlier */
 } lmp_dataset;
 
 extern const lmp_type lmp_type_dataset;

@@ -118,6 +118,13 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
     int batch = o->batch, micro = batch / o->accumulate, L = c->num_labels, np = loss->nparts;
     int max_T = o->max_len;
     if (c->max_len > 0 && (max_T == 0 || max_T > c->max_len)) max_T = c->max_len;
+    /* a cut the tokenizer did not make (a context shorter than its max_len)
+     * changes what the model learns from: say so, and which end goes */
+    int cut = lmp_batch_count_cut(train, max_T);
+    if (cut)
+        lmp_warn(st, "%d of %d training sentences are longer than %s %d tokens: cut to fit%s", cut, train->n,
+                 max_T == c->max_len ? "the classifier's" : "max_len", max_T,
+                 d->truncate_left ? ", keeping their end (truncation=left)" : "");
     float clip = (float)o->clip, min_lr = (float)o->min_lr;
 
     lmp_params_group *g = c->params(c);
@@ -171,7 +178,7 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
             for (int m0 = (int)lo; m0 < hi && rc == 0; m0 += micro) {
                 int nm = hi - m0 < micro ? (int)hi - m0 : micro;
                 const int *idx = order + s0 + m0;
-                lmp_batch_fill(&b, train, idx, nm, d->pad_id, o->fixed_T, max_T);
+                lmp_batch_fill(&b, d, train, idx, nm, o->fixed_T, max_T);
                 if ((rc = c->forward(c, b.ids, b.len, b.B, b.T, logits, 1)) != 0) break;
                 memset(dlogits, 0, (size_t)nm * L * sizeof *dlogits);
                 double parts[LMP_FIT_MAX_PARTS] = {0};

@@ -116,6 +116,20 @@ int lmp_gpt2_owns_params(const lmp_gpt2 *m);
  * one file; any other path is a folder that receives model.safetensors and a
  * config.json, loadable by HF transformers' GPT2LMHeadModel.from_pretrained. */
 int lmp_gpt2_save(const lmp_gpt2 *m, const char *path);
+/* The same as a Hugging Face GPT2ForSequenceClassification checkpoint, for
+ * GPT2ForSequenceClassification.from_pretrained: the body's tensors under
+ * "transformer." ("transformer.h.0.attn.c_attn.weight"), the head
+ * "score.weight" = head [num_labels, n_embd] (no bias) beside them, and a
+ * config.json with that architecture, id2label / label2id (LABEL_0, ...) and
+ * pad_token_id.  lmp_gpt2_load reads it as a language model (the prefix is
+ * stripped, score.weight ignored). */
+int lmp_gpt2_save_seq_cls(const lmp_gpt2 *m, const char *path, const float *head, int num_labels, int pad_token_id);
+/* The head of such a checkpoint (a folder's model.safetensors, or a
+ * .safetensors file): 1 with *head (malloc'd, fp32 [*num_labels, n_embd])
+ * when it has "score.weight", 0 when it has none (a language model, an llm.c
+ * file), -1 when the head's shape or dtype is wrong or config.json's
+ * id2label counts other labels. */
+int lmp_gpt2_load_seq_cls_head(const char *path, int n_embd, int *num_labels, float **head);
 /* Check a config for sanity; `what` names its source in the message. */
 int lmp_gpt2_config_check(const lmp_gpt2_config *c, const char *what);
 size_t lmp_gpt2_num_params(const lmp_gpt2_config *c);

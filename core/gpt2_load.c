@@ -136,6 +136,19 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
+/* n values of dtype F16 or BF16 (src) as fp32 (dst). */
+static void half_to_f32(const char *dtype, const uint16_t *src, size_t n, float *dst)
+{
+    int f16 = strcmp(dtype, "F16") == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (f16) dst[i] = half_to_float(src[i]);
+        else {
+            uint32_t bits = (uint32_t)src[i] << 16;
+            memcpy(&dst[i], &bits, 4);
+        }
+    }
+}
+
 /* Tensor prefix + name as fp32 with the exact shape {d0} or {d0, d1}: a
  * pointer into the mapping for F32, a converted owned copy for F16/BF16. */
 static int st_param(lmp_gpt2 *m, lmp_st *st, const char *prefix, const char *name, int ndim,
@@ -165,15 +178,8 @@ static int st_param(lmp_gpt2 *m, lmp_st *st, const char *prefix, const char *nam
         return lmp_error("%s: tensor \"%s\" has dtype %s, expected F32, F16 or BF16",
                          lmp_st_path(st), key, ti->dtype);
     if (lmp_st_get(st, key, ti->dtype, &data, NULL, NULL) != 0) return -1;
-    const uint16_t *h = data;
     float *f = gpt2_own(m, n);
-    for (size_t i = 0; i < n; i++) {
-        if (f16) f[i] = half_to_float(h[i]);
-        else {
-            uint32_t bits = (uint32_t)h[i] << 16;
-            memcpy(&f[i], &bits, 4);
-        }
-    }
+    half_to_f32(ti->dtype, data, n, f);
     *out = f;
     return 0;
 }
@@ -433,19 +439,74 @@ int lmp_gpt2_load(const char *path, lmp_gpt2 **out)
 
 /* ------------------------------------------------------------ save */
 
-int lmp_gpt2_save(const lmp_gpt2 *m, const char *path)
+/* What a GPT2ForSequenceClassification checkpoint adds to a GPT-2 one. */
+typedef struct {
+    const float *head; /* score.weight [num_labels, n_embd] */
+    int num_labels, pad_token_id;
+} seq_cls;
+
+/* config.json of a folder: GPT2LMHeadModel's, or with sc GPT2ForSequenceClassification's
+ * (id2label / label2id as transformers names labels by default, and pad_token_id,
+ * which its forward needs to find each row's last real token). */
+static int write_config(const lmp_gpt2_config *c, const char *eps, const seq_cls *sc, const char *dir)
+{
+    json_t *j = json_object();
+    json_t *arch = json_array();
+    json_array_append_new(arch, json_string(sc ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel"));
+    json_object_set_new(j, "architectures", arch);
+    json_object_set_new(j, "model_type", json_string("gpt2"));
+    json_object_set_new(j, "activation_function", json_string("gelu_new"));
+    json_object_set_new(j, "n_layer", json_integer(c->n_layer));
+    json_object_set_new(j, "n_head", json_integer(c->n_head));
+    json_object_set_new(j, "n_embd", json_integer(c->n_embd));
+    json_object_set_new(j, "n_positions", json_integer(c->n_ctx));
+    json_object_set_new(j, "n_ctx", json_integer(c->n_ctx));
+    json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(j, "layer_norm_epsilon", json_real(strtod(eps, NULL)));
+    json_object_set_new(j, "bos_token_id", json_integer(LMP_GPT2_EOS));
+    json_object_set_new(j, "eos_token_id", json_integer(LMP_GPT2_EOS));
+    json_object_set_new(j, "tie_word_embeddings", json_true());
+    if (sc) {
+        json_t *id2label = json_object(), *label2id = json_object();
+        for (int k = 0; k < sc->num_labels; k++) {
+            char id[16], name[32];
+            snprintf(id, sizeof id, "%d", k);
+            snprintf(name, sizeof name, "LABEL_%d", k);
+            json_object_set_new(id2label, id, json_string(name));
+            json_object_set_new(label2id, name, json_integer(k));
+        }
+        json_object_set_new(j, "id2label", id2label);
+        json_object_set_new(j, "label2id", label2id);
+        json_object_set_new(j, "pad_token_id", json_integer(sc->pad_token_id));
+        json_object_set_new(j, "torch_dtype", json_string("float32"));
+    }
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(j);
+    char *cfg = lmp_strfmt("%s/config.json", dir);
+    char *body = lmp_strfmt("%s\n", s);
+    int rc = lmp_write_file_atomic(cfg, body, strlen(body));
+    free(body);
+    free(cfg);
+    free(s);
+    return rc;
+}
+
+/* lmp_gpt2_save, and with sc the body under "transformer." (the module
+ * GPT2For* models hold it in) and the head beside it. */
+static int save_checkpoint(const lmp_gpt2 *m, const char *path, const seq_cls *sc)
 {
     const lmp_gpt2_config *c = &m->config;
     int L = c->n_layer;
     int64_t C = c->n_embd;
-    int n = 4 + 12 * L;
+    int n = 4 + 12 * L + (sc ? 1 : 0);
+    const char *prefix = sc ? "transformer." : "";
     lmp_st_tensor *t = callocCheck((size_t)n, sizeof *t);
     int64_t (*shapes)[2] = callocCheck((size_t)n, sizeof *shapes);
-    char (*names)[64] = callocCheck((size_t)n, sizeof *names);
+    char (*names)[96] = callocCheck((size_t)n, sizeof *names);
     int k = 0;
 #define ADD(nm, ptr, d0, d1)                                              \
     do {                                                                  \
-        snprintf(names[k], sizeof names[k], "%s", nm);                    \
+        snprintf(names[k], sizeof names[k], "%s%s", prefix, nm);          \
         shapes[k][0] = (d0);                                              \
         shapes[k][1] = (d1);                                              \
         t[k] = (lmp_st_tensor){ names[k], "F32", (d1) ? 2 : 1, shapes[k], (ptr) }; \
@@ -474,6 +535,10 @@ int lmp_gpt2_save(const lmp_gpt2 *m, const char *path)
     }
     ADD("ln_f.weight", m->ln_f_w, C, 0);
     ADD("ln_f.bias", m->ln_f_b, C, 0);
+    if (sc) {
+        prefix = "";
+        ADD("score.weight", sc->head, sc->num_labels, C);
+    }
 #undef ADD
     char v[5][16], eps[32];
     snprintf(v[0], sizeof v[0], "%d", c->n_layer);
@@ -495,35 +560,80 @@ int lmp_gpt2_save(const lmp_gpt2 *m, const char *path)
         char *stp = lmp_strfmt("%s/model.safetensors", path);
         rc = lmp_st_write(stp, t, n, meta, nmeta);
         free(stp);
-        if (rc == 0) {
-            json_t *j = json_object();
-            json_t *arch = json_array();
-            json_array_append_new(arch, json_string("GPT2LMHeadModel"));
-            json_object_set_new(j, "architectures", arch);
-            json_object_set_new(j, "model_type", json_string("gpt2"));
-            json_object_set_new(j, "activation_function", json_string("gelu_new"));
-            json_object_set_new(j, "n_layer", json_integer(c->n_layer));
-            json_object_set_new(j, "n_head", json_integer(c->n_head));
-            json_object_set_new(j, "n_embd", json_integer(c->n_embd));
-            json_object_set_new(j, "n_positions", json_integer(c->n_ctx));
-            json_object_set_new(j, "n_ctx", json_integer(c->n_ctx));
-            json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
-            json_object_set_new(j, "layer_norm_epsilon", json_real(strtod(eps, NULL)));
-            json_object_set_new(j, "bos_token_id", json_integer(LMP_GPT2_EOS));
-            json_object_set_new(j, "eos_token_id", json_integer(LMP_GPT2_EOS));
-            json_object_set_new(j, "tie_word_embeddings", json_true());
-            char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-            json_decref(j);
-            char *cfg = lmp_strfmt("%s/config.json", path);
-            char *body = lmp_strfmt("%s\n", s);
-            rc = lmp_write_file_atomic(cfg, body, strlen(body));
-            free(body);
-            free(cfg);
-            free(s);
-        }
+        if (rc == 0) rc = write_config(c, eps, sc, path);
     }
     free(t);
     free(shapes);
     free(names);
+    return rc;
+}
+
+int lmp_gpt2_save(const lmp_gpt2 *m, const char *path) { return save_checkpoint(m, path, NULL); }
+
+int lmp_gpt2_save_seq_cls(const lmp_gpt2 *m, const char *path, const float *head, int num_labels, int pad_token_id)
+{
+    if (num_labels < 1) return lmp_error("%s: a sequence classifier needs at least one label", path);
+    if (pad_token_id < 0 || pad_token_id >= m->config.vocab_size)
+        return lmp_error("%s: pad_token_id %d is not in the vocabulary [0, %d)", path, pad_token_id,
+                         m->config.vocab_size);
+    seq_cls sc = { head, num_labels, pad_token_id };
+    return save_checkpoint(m, path, &sc);
+}
+
+/* ------------------------------------------------------------ a classifier's head */
+
+/* id2label's size in the config.json beside a checkpoint folder's weights,
+ * or 0 when it has none. */
+static int config_labels(const char *dir, int *n)
+{
+    *n = 0;
+    char *p = lmp_strfmt("%s/config.json", dir), *text;
+    size_t len;
+    struct stat sb;
+    int rc = 0;
+    if (stat(p, &sb) == 0 && (rc = lmp_read_file(p, 1 << 20, &text, &len)) == 0) {
+        json_t *j = json_loadb(text, len, 0, NULL);
+        json_t *ids = json_object_get(j, "id2label");
+        if (json_is_object(ids)) *n = (int)json_object_size(ids);
+        json_decref(j);
+        free(text);
+    }
+    free(p);
+    return rc;
+}
+
+int lmp_gpt2_load_seq_cls_head(const char *path, int n_embd, int *num_labels, float **head)
+{
+    *num_labels = 0;
+    *head = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return lmp_error("%s: %s", path, strerror(errno));
+    int dir = S_ISDIR(sb.st_mode);
+    if (!dir && !ends_with(path, ".safetensors")) return 0; /* llm.c: a language model only */
+    char *stp = dir ? lmp_strfmt("%s/model.safetensors", path) : strdupCheck(path);
+    lmp_st *st = NULL;
+    int rc = lmp_st_open(stp, &st) == 0 ? 0 : -1;
+    const lmp_st_info *ti = rc == 0 ? lmp_st_find(st, "score.weight") : NULL;
+    if (ti) {
+        const void *d;
+        int want = 0;
+        if (ti->ndim != 2 || ti->shape[0] < 1 || ti->shape[0] > 1000000 || ti->shape[1] != n_embd ||
+            (strcmp(ti->dtype, "F32") != 0 && strcmp(ti->dtype, "F16") != 0 && strcmp(ti->dtype, "BF16") != 0))
+            rc = lmp_error("%s: tensor \"score.weight\" must be [num_labels, %d] (F32, F16 or BF16)", stp, n_embd);
+        else if (dir && (rc = config_labels(path, &want)) == 0 && want && want != ti->shape[0])
+            rc = lmp_error("%s/config.json: id2label has %d labels but score.weight in %s has %lld rows", path, want,
+                           stp, (long long)ti->shape[0]);
+        if (rc == 0) rc = lmp_st_get(st, "score.weight", ti->dtype, &d, NULL, NULL);
+        if (rc == 0) {
+            size_t n = (size_t)ti->shape[0] * (size_t)n_embd;
+            *head = mallocCheck(n * sizeof(float));
+            if (strcmp(ti->dtype, "F32") == 0) memcpy(*head, d, n * sizeof(float));
+            else half_to_f32(ti->dtype, d, n, *head);
+            *num_labels = (int)ti->shape[0];
+            rc = 1;
+        }
+    }
+    lmp_st_close(st);
+    free(stp);
     return rc;
 }

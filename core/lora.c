@@ -121,6 +121,86 @@ static const lmp_adapter_ops lora_ops = {
     .destroy = lora_destroy,
 };
 
+/* ------------------------------------------------------------ targets */
+
+/* Our patterns select layers by lmp_adapter_select; PEFT's target_modules
+ * (a loaded folder's, or a regex) by PEFT's own rule, below, on the HF
+ * module names. */
+
+static char *module_name(const lmp_adapter_host *h, const lmp_linear *l)
+{
+    return lmp_strfmt("%s%s", h->prefix, l->name);
+}
+
+/* PEFT's string target_modules, compiled to match whole module names. */
+static pcre2_code *regex_compile(const char *regex, const char *what)
+{
+    int err;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED | PCRE2_ENDANCHORED, &err,
+                                   &off, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(err, msg, sizeof msg);
+        lmp_error("%s: target_modules regex: %s at offset %zu", what, (char *)msg, (size_t)off);
+    }
+    return re;
+}
+
+/* PEFT's check_target_module_exists: fullmatch for a regex (re), else the
+ * name itself or a dot-suffix of it is in the comma-joined list. */
+static int peft_targets(const char *list, const pcre2_code *re, const char *module, const char *what)
+{
+    if (re) {
+        /* A pathological regex ("(.*)*x") must fail fast, not backtrack for minutes. */
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+        pcre2_match_context *mc = pcre2_match_context_create(NULL);
+        if (!md || !mc) {
+            fprintf(stderr, "lmpipe: out of memory at %s:%d\n", __FILE__, __LINE__);
+            exit(1);
+        }
+        pcre2_set_match_limit(mc, 100000);
+        pcre2_set_depth_limit(mc, 10000);
+        int r = pcre2_match(re, (PCRE2_SPTR)module, PCRE2_ZERO_TERMINATED, 0, 0, md, mc);
+        pcre2_match_context_free(mc);
+        pcre2_match_data_free(md);
+        if (r >= 0 || r == PCRE2_ERROR_NOMATCH) return r >= 0;
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(r, msg, sizeof msg);
+        return lmp_error("%s: target_modules regex on \"%s\": %s", what, module, (char *)msg);
+    }
+    char *copy = strdupCheck(list), *save = NULL;
+    int hit = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && !hit; tok = strtok_r(NULL, ",", &save)) {
+        size_t a = strlen(module), b = strlen(tok);
+        hit = strcmp(module, tok) == 0 || (a > b && module[a - b - 1] == '.' && strcmp(module + a - b, tok) == 0);
+    }
+    free(copy);
+    return hit;
+}
+
+/* sel[i] = 1 for every layer of h that target_modules selects: `targets`
+ * compiled as `re`, or the comma-joined list when re is NULL.  Errors name
+ * `what`: the regex giving up, or nothing selected. */
+static int peft_select(const lmp_adapter_host *h, const char *targets, const pcre2_code *re, const char *what,
+                       unsigned char *sel)
+{
+    int hits = 0;
+    memset(sel, 0, (size_t)h->n_linears);
+    for (int i = 0; i < h->n_linears; i++) {
+        char *mod = module_name(h, &h->linears[i]);
+        int t = peft_targets(targets, re, mod, what);
+        free(mod);
+        if (t < 0) return -1;
+        sel[i] = (unsigned char)t;
+        hits += t;
+    }
+    if (!hits)
+        return lmp_error("%s: target_modules %s%s%s matches no linear layer of the %s model", what, re ? "'" : "[",
+                         targets, re ? "'" : "]", h->model);
+    return 0;
+}
+
 /* ------------------------------------------------------------ attaching */
 
 float lmp_lora_scaling(const lmp_lora_config *c)
@@ -184,7 +264,15 @@ int lmp_lora_attach(lmp_adapter_host *h, const lmp_lora_config *c, lmp_rng *rng)
     if (config_check(c, "lora") != 0) return -1;
     if (lmp_lora_count(h) > 0) return lmp_error("lora: the %s model already has LoRA adapters", h->model);
     unsigned char *sel = mallocCheck((size_t)h->n_linears + 1);
-    if (lmp_adapter_select(h, c->targets, sel) != 0) {
+    int rc;
+    if (c->targets_regex) { /* PEFT's string form, as a loaded folder's */
+        pcre2_code *re = regex_compile(c->targets, "lora");
+        rc = re ? peft_select(h, c->targets, re, "lora", sel) : -1;
+        pcre2_code_free(re);
+    } else {
+        rc = lmp_adapter_select(h, c->targets, sel);
+    }
+    if (rc != 0) {
         free(sel);
         return -1;
     }
@@ -208,11 +296,6 @@ int lmp_lora_attach(lmp_adapter_host *h, const lmp_lora_config *c, lmp_rng *rng)
 /* ------------------------------------------------------------ PEFT files */
 
 #define KEY_PREFIX "base_model.model."
-
-static char *module_name(const lmp_adapter_host *h, const lmp_linear *l)
-{
-    return lmp_strfmt("%s%s", h->prefix, l->name);
-}
 
 /* The regex (PEFT's string form of target_modules, matched with fullmatch
  * against module names) equivalent to our patterns: a glob matching the
@@ -243,8 +326,12 @@ static char *targets_regex(const char *targets)
     return b.s;
 }
 
-static json_t *targets_json(const char *targets)
+/* target_modules as PEFT reads it: a regex as itself, globs as the
+ * equivalent regex, plain names and dot-suffixes as a list. */
+static json_t *targets_json(const lmp_lora_config *c)
 {
+    const char *targets = c->targets;
+    if (c->targets_regex) return json_string(targets);
     if (strchr(targets, '*')) {
         char *re = targets_regex(targets);
         json_t *j = json_string(re);
@@ -355,7 +442,7 @@ int lmp_lora_save(const lmp_adapter_host *h, const char *dir, const char *task_t
     json_object_set_new(j, "r", json_integer(c->rank));
     json_object_set_new(j, "rank_pattern", json_object());
     json_object_set_new(j, "revision", json_null());
-    json_object_set_new(j, "target_modules", targets_json(c->targets));
+    json_object_set_new(j, "target_modules", targets_json(c));
     json_object_set_new(j, "task_type", task_type ? json_string(task_type) : json_null());
     json_object_set_new(j, "use_dora", json_false());
     json_object_set_new(j, "use_rslora", json_boolean(c->rslora));
@@ -371,10 +458,9 @@ int lmp_lora_save(const lmp_adapter_host *h, const char *dir, const char *task_t
 /* ---- loading */
 
 typedef struct {
-    lmp_lora_config cfg;
+    lmp_lora_config cfg;  /* cfg.targets_regex: target_modules is a regex */
     char *targets_text;   /* list joined with commas, or the regex */
-    int is_regex;
-    pcre2_code *re;
+    pcre2_code *re;       /* the regex, compiled */
 } peft_config;
 
 static int bad_key(const char *path, const char *key, const char *want)
@@ -460,18 +546,9 @@ static int read_peft_config(const char *path, peft_config *pc)
     }
     v = json_object_get(root, "target_modules");
     if (json_is_string(v)) {
-        pc->is_regex = 1;
+        c->targets_regex = 1;
         pc->targets_text = strdupCheck(json_string_value(v));
-        int err;
-        PCRE2_SIZE off;
-        pc->re = pcre2_compile((PCRE2_SPTR)pc->targets_text, PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED | PCRE2_ENDANCHORED,
-                               &err, &off, NULL);
-        if (!pc->re) {
-            PCRE2_UCHAR msg[160];
-            pcre2_get_error_message(err, msg, sizeof msg);
-            lmp_error("%s: target_modules regex: %s at offset %zu", path, (char *)msg, (size_t)off);
-            goto done;
-        }
+        if (!(pc->re = regex_compile(pc->targets_text, path))) goto done;
     } else if (json_is_array(v) && json_array_size(v) > 0) {
         lmp_sbuf b = {0};
         lmp_sbuf_puts(&b, "");
@@ -503,38 +580,6 @@ static void peft_config_free(peft_config *pc)
 {
     free(pc->targets_text);
     pcre2_code_free(pc->re);
-}
-
-/* PEFT's check_target_module_exists: fullmatch for a regex, else the name
- * itself or a dot-suffix of it is in the list. */
-static int peft_targets(const peft_config *pc, const char *module, const char *path)
-{
-    if (pc->is_regex) {
-        /* A pathological regex ("(.*)*x") must fail fast, not backtrack for minutes. */
-        pcre2_match_data *md = pcre2_match_data_create_from_pattern(pc->re, NULL);
-        pcre2_match_context *mc = pcre2_match_context_create(NULL);
-        if (!md || !mc) {
-            fprintf(stderr, "lmpipe: out of memory at %s:%d\n", __FILE__, __LINE__);
-            exit(1);
-        }
-        pcre2_set_match_limit(mc, 100000);
-        pcre2_set_depth_limit(mc, 10000);
-        int r = pcre2_match(pc->re, (PCRE2_SPTR)module, PCRE2_ZERO_TERMINATED, 0, 0, md, mc);
-        pcre2_match_context_free(mc);
-        pcre2_match_data_free(md);
-        if (r >= 0 || r == PCRE2_ERROR_NOMATCH) return r >= 0;
-        PCRE2_UCHAR msg[160];
-        pcre2_get_error_message(r, msg, sizeof msg);
-        return lmp_error("%s: target_modules regex on \"%s\": %s", path, module, (char *)msg);
-    }
-    char *list = strdupCheck(pc->targets_text), *save = NULL;
-    int hit = 0;
-    for (char *tok = strtok_r(list, ",", &save); tok && !hit; tok = strtok_r(NULL, ",", &save)) {
-        size_t a = strlen(module), b = strlen(tok);
-        hit = strcmp(module, tok) == 0 || (a > b && module[a - b - 1] == '.' && strcmp(module + a - b, tok) == 0);
-    }
-    free(list);
-    return hit;
 }
 
 static void shape_text(char *buf, size_t cap, const int64_t *shape, int ndim)
@@ -599,29 +644,19 @@ int lmp_lora_load(lmp_adapter_host *h, const char *dir, const char *const *extra
     }
     if (lmp_st_open(stp, &st) != 0) goto out;
 
-    int hits = 0;
+    if (peft_select(h, pc.targets_text, pc.re, cfgp, sel) != 0) goto out;
     for (int i = 0; i < n && !bad; i++) {
+        if (!sel[i]) continue;
         lmp_linear *l = &h->linears[i];
         char *mod = module_name(h, l);
-        int t = peft_targets(&pc, mod, cfgp);
-        if (t < 0) bad = 1;
-        if (t > 0) {
-            sel[i] = 1, hits++;
-            char *ka = lmp_strfmt(KEY_PREFIX "%s.lora_A.weight", mod);
-            char *kb = lmp_strfmt(KEY_PREFIX "%s.lora_B.weight", mod);
-            if (get_matrix(st, ka, pc.cfg.rank, l->in, 0, &As[i]) != 0 ||
-                get_matrix(st, kb, l->out, pc.cfg.rank, 1, &Bs[i]) != 0)
-                bad = 1;
-            free(ka), free(kb);
-        }
-        free(mod);
+        char *ka = lmp_strfmt(KEY_PREFIX "%s.lora_A.weight", mod);
+        char *kb = lmp_strfmt(KEY_PREFIX "%s.lora_B.weight", mod);
+        if (get_matrix(st, ka, pc.cfg.rank, l->in, 0, &As[i]) != 0 ||
+            get_matrix(st, kb, l->out, pc.cfg.rank, 1, &Bs[i]) != 0)
+            bad = 1;
+        free(ka), free(kb), free(mod);
     }
     if (bad) goto out;
-    if (!hits) {
-        lmp_error("%s: target_modules %s%s%s matches no linear layer of the %s model", cfgp, pc.is_regex ? "'" : "[",
-                  pc.targets_text, pc.is_regex ? "'" : "]", h->model);
-        goto out;
-    }
     /* every key must be accounted for */
     for (int k = 0; k < lmp_st_count(st); k++) {
         const char *key = lmp_st_info_at(st, k)->name;

@@ -42,8 +42,13 @@ typedef struct {
     double alpha;    /* lora_alpha */
     int rslora;      /* scaling alpha / sqrt(r) instead of alpha / r */
     double dropout;  /* on the adapter input, training mode only, in [0, 1) */
-    const char *targets; /* comma-separated patterns (lmp_adapter_match) */
+    const char *targets; /* comma-separated patterns (lmp_adapter_match), or one regex */
     lmp_lora_init init;
+    int targets_regex;   /* targets is PEFT's string form of target_modules: a
+                          * regex matched in full against the HF module name
+                          * ("transformer.h.0.attn.c_attn"); kept so a loaded
+                          * regex is saved as itself, not escaped as a glob.
+                          * Last, so the fields before keep their offsets */
 } lmp_lora_config;
 
 #define LMP_LORA_DEFAULT_TARGETS "attn.c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj"
@@ -51,9 +56,9 @@ typedef struct {
 float lmp_lora_scaling(const lmp_lora_config *c);
 
 /* Attach a fresh LoRA adapter (A random from rng per c->init, B = 0) to every
- * layer of h that c->targets selects.  Errors: a pattern matching nothing,
- * rank < 1, dropout outside [0, 1), LoRA already attached to h (one LoRA set
- * per model). */
+ * layer of h that c->targets selects.  Errors: a pattern (or the regex)
+ * matching nothing, rank < 1, dropout outside [0, 1), LoRA already attached
+ * to h (one LoRA set per model). */
 int lmp_lora_attach(lmp_adapter_host *h, const lmp_lora_config *c, lmp_rng *rng);
 
 /* The LoRA adapters on h: how many, and the config they were made with
@@ -74,7 +79,9 @@ typedef struct {
 } lmp_lora_extra;
 
 /* Write the PEFT folder `dir` (created if needed): adapter_config.json and
- * adapter_model.safetensors.  task_type is PEFT's ("SEQ_CLS", or NULL);
+ * adapter_model.safetensors.  target_modules is written as the targets were
+ * given: a regex as that same string, names and dot-suffixes as a list, globs
+ * as the equivalent regex.  task_type is PEFT's ("SEQ_CLS", or NULL);
  * base is written as base_model_name_or_path (may be NULL).  Errors: no LoRA
  * on h, or adapters of another kind attached (PEFT could not hold them). */
 int lmp_lora_save(const lmp_adapter_host *h, const char *dir, const char *task_type, const char *base,
@@ -82,7 +89,8 @@ int lmp_lora_save(const lmp_adapter_host *h, const char *dir, const char *task_t
 
 /* Read the PEFT folder `dir` and attach its adapters to h.  Everything is
  * validated before anything is attached: the config (peft_type LORA, r,
- * lora_alpha, lora_dropout, target_modules as a list or a regex, bias
+ * lora_alpha, lora_dropout, target_modules as a list (names or dot-suffixes
+ * of module names) or a string (a regex, targets_regex), bias
  * "none", no DoRA / rank_pattern / alpha_pattern / layers_to_transform),
  * every targeted layer's lora_A [r, in] and lora_B [out, r] (missing key,
  * shape, rank different from r, dtype F32), and that every key of the file

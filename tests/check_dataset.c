@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "dataset.h"
 #include "types.h"
 #include "util.h"
@@ -59,8 +60,9 @@ static lmp_dataset *sample(int tokenized)
     s = lmp_dataset_add_split(d, "dev");
     lmp_split_add(s, "x y", 0, "s");
     lmp_dataset_add_split(d, "empty");
-    if (tokenized) {
+    if (tokenized) { /* 2: long rows were cut at the start (truncation=left) */
         d->tokenized = 1;
+        d->truncate_left = tokenized == 2;
         d->vocab_size = 10;
         d->pad_id = 0;
         d->max_len = 3;
@@ -94,6 +96,7 @@ static void assert_same(const lmp_dataset *a, const lmp_dataset *b)
         ck_assert_int_eq(a->vocab_size, b->vocab_size);
         ck_assert_int_eq(a->pad_id, b->pad_id);
         ck_assert_int_eq(a->max_len, b->max_len);
+        ck_assert_int_eq(a->truncate_left, b->truncate_left);
     }
     for (int k = 0; k < a->nsplits; k++) {
         const lmp_split *s = &a->splits[k], *t = &b->splits[k];
@@ -165,8 +168,10 @@ START_TEST(save_load_roundtrip)
     const lmp_type *ty = lmp_type_find("dataset");
     ck_assert_ptr_nonnull(ty);
     ck_assert_ptr_eq(ty, &lmp_type_dataset);
-    for (int tok = 0; tok < 2; tok++) {
+    char digest[3][65];
+    for (int tok = 0; tok < 3; tok++) {
         lmp_dataset *d = sample(tok);
+        strcpy(digest[tok], d->digest);
         char *p = lmp_strfmt("%s/d%d.bin", tmpdir, tok);
         ck_assert_msg(ty->save(d, p) == 0, "%s", lmp_errmsg());
         void *v;
@@ -182,6 +187,36 @@ START_TEST(save_load_roundtrip)
         lmp_dataset_free(d);
         free(p);
         free(p2);
+    }
+    /* the cut side is content: same ids, another digest */
+    ck_assert_str_ne(digest[2], digest[1]);
+}
+END_TEST
+
+/* Rows cut to a shorter length lose the end the tokenizer cut: with
+ * truncation=left the last tokens reach the model. */
+START_TEST(batch_cut_side)
+{
+    for (int left = 0; left < 2; left++) {
+        lmp_dataset *d = sample(left ? 2 : 1);
+        const lmp_split *s = &d->splits[0]; /* rows [1], [2 3], [3 4 5] */
+        int idx[3] = { 2, 0, 1 };
+        lmp_batch b = { 0 };
+        lmp_batch_fill(&b, d, s, idx, 3, 0, 2); /* dynamic padding, at most 2 tokens */
+        ck_assert_int_eq(b.T, 2);
+        int want_r[3][2] = { { 3, 4 }, { 1, 0 }, { 2, 3 } }, want_l[3][2] = { { 4, 5 }, { 1, 0 }, { 2, 3 } };
+        for (int i = 0; i < 3; i++)
+            for (int t = 0; t < 2; t++)
+                ck_assert_int_eq(b.ids[i * 2 + t], left ? want_l[i][t] : want_r[i][t]);
+        ck_assert_int_eq(b.len[0], 2);
+        ck_assert_int_eq(b.len[1], 1);
+        ck_assert_int_eq(lmp_batch_count_cut(s, 2), 1);
+        ck_assert_int_eq(lmp_batch_count_cut(s, 0), 0);
+        lmp_batch_fill(&b, d, s, idx, 1, 2, 0); /* padding=fixed to 2 cuts the same end */
+        ck_assert_int_eq(b.ids[0], left ? 4 : 3);
+        ck_assert_int_eq(b.ids[1], left ? 5 : 4);
+        lmp_batch_free(&b);
+        lmp_dataset_free(d);
     }
 }
 END_TEST
@@ -396,6 +431,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, build_copy_digest);
     tcase_add_test(tc, save_load_roundtrip);
+    tcase_add_test(tc, batch_cut_side);
     tcase_add_test(tc, load_errors);
     tcase_add_test(tc, cola_fixture);
     tcase_add_test(tc, cola_errors);

@@ -9,7 +9,9 @@
  *  - 5 AdamW steps replayed as the train stage takes them: the loss at every
  *    step and the final logits (relative error <= 1e-3);
  *  - save / load through the classifier type (PEFT folder + head), regex
- *    targets, merge (<= 1e-4 from unmerged), adapter dropout against finite
+ *    targets kept through round trips, merge (<= 1e-4 from unmerged) and
+ *    the merged model as a GPT2ForSequenceClassification checkpoint read
+ *    back to the same logits, adapter dropout against finite
  *    differences, an output-scaling adapter chained after LoRA;
  *  - every PEFT validation error, with its exact message. */
 #include "config.h"
@@ -480,6 +482,60 @@ START_TEST(merge_matches_unmerged)
     ck_assert_int_eq(memcmp(plain->linears[6].weight, m->linears[6].weight, 128 * 32 * sizeof(float)), 0);
     lmp_gpt2_free(plain);
     d->destroy(d);
+
+    /* as transformers' GPT2ForSequenceClassification: the body under
+     * "transformer.", score.weight beside it; lmpipe reads it back as a
+     * language model and, with its head, as the same classifier */
+    char *hf = lmp_strfmt("%s/hf", tmpdir);
+    ck_assert_msg(lmp_gpt2_save_seq_cls(m, hf, lmp_gpt2_classifier_head(c), 2, 0) == 0, "%s", lmp_errmsg());
+    char *stp = lmp_strfmt("%s/model.safetensors", hf);
+    lmp_st *st;
+    ck_assert_int_eq(lmp_st_open(stp, &st), 0);
+    ck_assert_int_eq(lmp_st_count(st), 4 + 12 * 2 + 1);
+    ck_assert_ptr_nonnull(lmp_st_find(st, "transformer.h.1.mlp.c_fc.weight"));
+    ck_assert_ptr_nonnull(lmp_st_find(st, "score.weight"));
+    ck_assert_ptr_null(lmp_st_find(st, "wte.weight"));
+    lmp_st_close(st);
+    ck_assert_msg(lmp_gpt2_load(hf, &plain) == 0, "%s", lmp_errmsg());
+    ck_assert_int_eq(memcmp(plain->linears[6].weight, m->linears[6].weight, 128 * 32 * sizeof(float)), 0);
+    int L;
+    float *head;
+    ck_assert_int_eq(lmp_gpt2_load_seq_cls_head(hf, 32, &L, &head), 1);
+    ck_assert_int_eq(L, 2);
+    ck_assert_int_eq(memcmp(head, lmp_gpt2_classifier_head(c), 2 * 32 * sizeof(float)), 0);
+    ck_assert_msg(lmp_gpt2_classifier_new(plain, L, hf, &d) == 0, "%s", lmp_errmsg());
+    memcpy(lmp_gpt2_classifier_head(d), head, 2 * 32 * sizeof(float));
+    free(head);
+    batch_logits(d, again, 0);
+    ck_assert_int_eq(memcmp(after, again, sizeof after), 0);
+    d->destroy(d);
+    char *cfgp = lmp_strfmt("%s/config.json", hf);
+    json_t *j = read_json(cfgp);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "architectures"), 0)),
+                     "GPT2ForSequenceClassification");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "id2label"), "1")), "LABEL_1");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "label2id"), "LABEL_0")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "pad_token_id")), 0);
+    /* a config that counts other labels than the head has */
+    json_object_del(json_object_get(j, "id2label"), "1");
+    ck_assert_int_eq(json_dump_file(j, cfgp, 0), 0);
+    json_decref(j);
+    ck_assert_int_eq(lmp_gpt2_load_seq_cls_head(hf, 32, &L, &head), -1);
+    char *want = lmp_strfmt("%s/config.json: id2label has 1 labels but score.weight in %s has 2 rows", hf, stp);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want);
+    ck_assert_int_eq(lmp_gpt2_load_seq_cls_head(hf, 31, &L, &head), -1);
+    want = lmp_strfmt("%s: tensor \"score.weight\" must be [num_labels, 31] (F32, F16 or BF16)", stp);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want);
+    /* a language model has no head; a pad id outside the vocabulary is refused */
+    char *tiny = fixture("gpt2/tiny-hf");
+    ck_assert_int_eq(lmp_gpt2_load_seq_cls_head(tiny, 32, &L, &head), 0);
+    ck_assert_ptr_null(head);
+    ck_assert_int_eq(lmp_gpt2_save_seq_cls(m, hf, lmp_gpt2_classifier_head(c), 2, 101), -1);
+    want = lmp_strfmt("%s: pad_token_id 101 is not in the vocabulary [0, 101)", hf);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want), free(tiny), free(cfgp), free(stp), free(hf);
     c->destroy(c);
     free(mp), free(dir);
     remove_tmpdir();
@@ -719,6 +775,94 @@ static void expect_load_error(const char *dir, const char *want_fmt)
     c->destroy(c);
 }
 
+/* Load the PEFT folder `from` into a fresh classifier and save it to `to`:
+ * the adapters attached, and adapter_config.json's bytes. */
+static char *round_trip(const char *from, const char *to, int want_adapters)
+{
+    lmp_classifier *c = classifier();
+    lmp_lora_config cfg;
+    ck_assert_msg(lmp_lora_load(c->adapters(c), from, head_key, &cfg, NULL) == 0, "%s", lmp_errmsg());
+    ck_assert_int_eq(lmp_lora_count(c->adapters(c)), want_adapters);
+    ck_assert_msg(c->save(c, to) == 0, "%s", lmp_errmsg());
+    c->destroy(c);
+    char *p = lmp_strfmt("%s/adapter_config.json", to), *text;
+    size_t len;
+    ck_assert_int_eq(lmp_read_file(p, 1 << 20, &text, &len), 0);
+    free(p);
+    return text;
+}
+
+static char *target_modules(const char *config_text)
+{
+    json_t *j = json_loads(config_text, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    char *s = json_dumps(json_object_get(j, "target_modules"), JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+/* target_modules keeps its kind through any number of load / save round
+ * trips: a regex stays that regex (not escaped again as a glob), a list a
+ * list; from the second save on the whole adapter_config.json is fixed. */
+START_TEST(targets_survive_round_trips)
+{
+    make_tmpdir();
+    static const char *const forms[] = {
+        "\"(.*\\\\.)?(h\\\\.1\\\\..*|h\\\\.0\\\\.mlp\\\\.c_fc)\"", /* what lmp_lora_save writes for globs */
+        "\".*\\\\.h\\\\.\\\\d+\\\\.(attn\\\\.c_(attn|proj)|mlp\\\\.c_(fc|proj))\"", /* hand-written PEFT regex */
+        "[\"c_attn\",\"attn.c_proj\",\"c_fc\",\"mlp.c_proj\"]",        /* the fixture's list */
+    };
+    for (int f = 0; f < 3; f++) {
+        char *dir = peft_copy(f == 0 ? "glob" : f == 1 ? "regex" : "list");
+        json_t *tm = json_loads(forms[f], JSON_DECODE_ANY, NULL);
+        ck_assert_ptr_nonnull(tm);
+        int want = 8;
+        if (f == 0) { /* the glob form selects h.1's four layers and h.0.mlp.c_fc */
+            lmp_classifier *e = classifier();
+            lmp_lora_config cfg = { .rank = 4, .alpha = 8, .targets = "h.1.*,h.0.mlp.c_fc" };
+            lmp_rng rng;
+            lmp_rng_seed(&rng, 3);
+            ck_assert_int_eq(lmp_lora_attach(e->adapters(e), &cfg, &rng), 0);
+            ck_assert_msg(e->save(e, dir) == 0, "%s", lmp_errmsg());
+            e->destroy(e);
+            want = 5;
+        }
+        edit_config(dir, "target_modules", tm);
+        char *prev = NULL;
+        for (int round = 1; round <= 3; round++) {
+            char *next = lmp_strfmt("%s/%s.%d", tmpdir, f == 0 ? "glob" : f == 1 ? "regex" : "list", round);
+            char *text = round_trip(round == 1 ? dir : prev, next, want);
+            char *got = target_modules(text);
+            ck_assert_str_eq(got, forms[f]);
+            if (round > 1) {
+                char *p = lmp_strfmt("%s/adapter_config.json", prev), *before;
+                size_t len;
+                ck_assert_int_eq(lmp_read_file(p, 1 << 20, &before, &len), 0);
+                ck_assert_str_eq(text, before);
+                free(p), free(before);
+            }
+            free(got), free(text), free(prev);
+            prev = next;
+        }
+        free(prev), free(dir);
+    }
+    /* a regex given to attach selects as PEFT would */
+    lmp_classifier *c = classifier();
+    lmp_lora_config cfg = { .rank = 2, .alpha = 4, .targets = "transformer\\.h\\.0\\..*", .targets_regex = 1 };
+    lmp_rng rng;
+    lmp_rng_seed(&rng, 5);
+    ck_assert_msg(lmp_lora_attach(c->adapters(c), &cfg, &rng) == 0, "%s", lmp_errmsg());
+    ck_assert_int_eq(lmp_lora_count(c->adapters(c)), 4);
+    c->destroy(c);
+    c = classifier();
+    cfg.targets = "h\\.0\\..*"; /* a full match: the prefix is part of the name */
+    ck_assert_int_eq(lmp_lora_attach(c->adapters(c), &cfg, &rng), -1);
+    ck_assert_str_eq(lmp_errmsg(), "lora: target_modules 'h\\.0\\..*' matches no linear layer of the gpt2 model");
+    c->destroy(c);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(peft_validation_errors)
 {
     make_tmpdir();
@@ -840,6 +984,7 @@ int main(void)
     tcase_add_test(tc, dropout_masks_and_gradients);
     tcase_add_test(tc, output_scaling_adapter_after_lora);
     tcase_add_test(tc, peft_validation_errors);
+    tcase_add_test(tc, targets_survive_round_trips);
     suite_add_tcase(s, tc);
     int failed = test_run_suite(s, 1);
     lmp_st_close(ref);

@@ -11,7 +11,8 @@
  * first (split, tokenization, labels, vocabulary: core/batch.c's checks, the
  * same as train's), so a bad wiring fails at once with a message saying what
  * to change.  Batching is core/batch.c's too: right-padded with the pad id,
- * T = the longest row of the batch, rows cut to the classifier's max_len.
+ * T = the longest row of the batch, rows cut to the classifier's max_len at
+ * the end the tokenizer cut.
  */
 #include "config.h"
 
@@ -166,11 +167,10 @@ static int eval_run(lmp_stage *st)
     int batch = (int)lmp_param_int(st, "batch");
     const lmp_split *s = lmp_dataset_split((lmp_dataset *)d, split);
     if (check_inputs(c, d, s, split) != 0) return -1;
-    int K = d->num_labels, n = s->n, cut = 0;
-    for (int i = 0; i < n; i++) cut += c->max_len > 0 && s->len[i] > c->max_len;
+    int K = d->num_labels, n = s->n, cut = lmp_batch_count_cut(s, c->max_len);
     if (cut)
-        lmp_warn(st, "%d of %d sentences of %s are longer than the classifier's %d tokens: cut to fit", cut, n, split,
-                 c->max_len);
+        lmp_warn(st, "%d of %d sentences of %s are longer than the classifier's %d tokens: cut to fit%s", cut, n, split,
+                 c->max_len, d->truncate_left ? ", keeping their end (truncation=left)" : "");
 
     int *pred = mallocCheck((size_t)n * sizeof *pred);
     float *logits = mallocCheck((size_t)n * (size_t)K * sizeof *logits);

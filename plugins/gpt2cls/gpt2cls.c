@@ -8,10 +8,15 @@
  * A tokenizer wired in (or the latest one before it) tags the classifier
  * with its vocabulary digest, so that training or evaluating it on ids from
  * another vocabulary is an error; without one it accepts any.
+ *
+ * A base that is a GPT2ForSequenceClassification checkpoint (score.weight
+ * beside the body, as lora-merge path=DIR writes) brings its head: the
+ * classifier starts from it, with its number of labels.
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gpt2_classifier.h"
@@ -22,8 +27,9 @@
 static const lmp_param params[] = {
     {"base", LMP_PATH, "lm", LMP_UNBOUNDED, NULL,
      "GPT-2 checkpoint: HF folder, .safetensors or llm.c .bin; 'lm': take the wired-in language model"},
-    {"num_labels", LMP_INT, "2", 1, 1000000, NULL, "classes of the head"},
-    {"head_init_std", LMP_FLOAT, "0.02", 0, 10, NULL, "score.weight ~ N(0, std) (HF initializer_range)"},
+    {"num_labels", LMP_INT, "2", 1, 1000000, NULL, "classes of the head (a base with a head: its own)"},
+    {"head_init_std", LMP_FLOAT, "0.02", 0, 10, NULL,
+     "score.weight ~ N(0, std) (HF initializer_range), unless the base has a head"},
     LMP_PARAM_END,
 };
 
@@ -51,12 +57,29 @@ static int run(lmp_stage *st)
     } else if (lmp_gpt2_load(base, &m) != 0) {
         return -1;
     }
-    lmp_classifier *c;
-    if (lmp_gpt2_classifier_new(m, (int)lmp_param_int(st, "num_labels"), base, &c) != 0) {
+    /* a GPT2ForSequenceClassification checkpoint's own head */
+    int num_labels = (int)lmp_param_int(st, "num_labels"), saved_labels = 0;
+    float *saved = NULL;
+    int has_head = m->source ? lmp_gpt2_load_seq_cls_head(m->source, m->config.n_embd, &saved_labels, &saved) : 0;
+    if (has_head > 0 && lmp_param_is_set(st, "num_labels") && num_labels != saved_labels) {
+        lmp_error("num_labels=%d conflicts with the head score.weight of %s (%d labels)", num_labels, m->source,
+                  saved_labels);
+        has_head = -1;
+    }
+    lmp_classifier *c = NULL;
+    if (has_head < 0 || lmp_gpt2_classifier_new(m, has_head ? saved_labels : num_labels, base, &c) != 0) {
+        free(saved);
         lmp_gpt2_free(m);
         return -1;
     }
-    lmp_gpt2_classifier_init_head(c, (float)lmp_param_float(st, "head_init_std"), lmp_seed(st) ^ 0x73636f7265);
+    if (has_head) {
+        memcpy(lmp_gpt2_classifier_head(c), saved, (size_t)saved_labels * m->config.n_embd * sizeof(float));
+        if (lmp_param_is_set(st, "head_init_std")) lmp_warn(st, "the base has a head: head_init_std is ignored");
+        lmp_info(st, "the head: score.weight of %s", m->source);
+    } else {
+        lmp_gpt2_classifier_init_head(c, (float)lmp_param_float(st, "head_init_std"), lmp_seed(st) ^ 0x73636f7265);
+    }
+    free(saved);
     if (tok && lm_digest[0] && strcmp(tok->digest, lm_digest) != 0) {
         c->destroy(c);
         return lmp_error("the wired-in tokenizer (%.12s) is not the language model's (%.12s)", tok->digest, lm_digest);

@@ -5,8 +5,13 @@
  *   lora        freeze the base, attach fresh LoRA (or load=PEFT folder), log
  *               the trainable-parameter count as PEFT's print_trainable_parameters
  *   lora-merge  W += scaling * A B for every adapter, detach; path=DIR also
- *               writes the merged classifier (DIR/model is a full GPT-2
- *               checkpoint by lmp_gpt2_save)
+ *               writes the merged classifier: for GPT-2 a Hugging Face
+ *               GPT2ForSequenceClassification checkpoint (lmp_gpt2_save_seq_cls)
+ *               with the wired-in tokenizer's vocab.json + merges.txt, which
+ *               transformers loads with its head, the gpt2 stage and
+ *               `lmpipe generate` as a language model, and gpt2-classifier
+ *               (base=DIR) as this classifier again; another kind saves
+ *               itself (its classifier.json folder)
  */
 #include "config.h"
 
@@ -19,6 +24,7 @@
 #include "gpt2_classifier.h"
 #include "lmpipe.h"
 #include "lora.h"
+#include "tokenizer.h"
 
 static const lmp_param lora_params[] = {
     {"rank", LMP_INT, "4", 1, 4096, NULL, "r: rank of the update A B"},
@@ -29,7 +35,9 @@ static const lmp_param lora_params[] = {
      "layers: comma-separated names, dot-suffixes or globs with *"},
     {"init", LMP_ENUM, "kaiming", LMP_UNBOUNDED, "kaiming|gaussian",
      "A ~ kaiming_uniform(a=sqrt(5)) as PEFT, or N(0, 1/rank); B = 0"},
-    {"load", LMP_PATH, "-", LMP_UNBOUNDED, NULL, "load a PEFT adapter folder instead of initialising ('-': fresh)"},
+    {"load", LMP_PATH, "-", LMP_UNBOUNDED, NULL,
+     "load a PEFT adapter folder instead of initialising ('-': fresh); rank, alpha, rslora, dropout and targets "
+     "given as well must agree with it"},
     LMP_PARAM_END,
 };
 
@@ -65,6 +73,53 @@ static int load_head(lmp_classifier *c, lmp_st *st)
     return 1;
 }
 
+/* The folder decides what a loaded adapter is; a value the pipeline gave
+ * explicitly (lmp_param_is_set) and the folder contradicts would be ignored
+ * without a word, so it is refused, naming both.  Targets agree when they
+ * select the same layers, however spelled. */
+static int conflict(const char *key, const char *mine, const char *dir, const char *peft_key, const char *theirs)
+{
+    return lmp_error("%s=%s conflicts with %s/adapter_config.json %s=%s", key, mine, dir, peft_key, theirs);
+}
+
+static int check_loaded(lmp_stage *st, const lmp_adapter_host *h, const lmp_lora_config *cfg, const char *dir)
+{
+    char a[64], b[64];
+    if (lmp_param_is_set(st, "rank") && lmp_param_int(st, "rank") != cfg->rank) {
+        snprintf(a, sizeof a, "%lld", (long long)lmp_param_int(st, "rank"));
+        snprintf(b, sizeof b, "%d", cfg->rank);
+        return conflict("rank", a, dir, "r", b);
+    }
+    static const char *const floats[][2] = { { "alpha", "lora_alpha" }, { "dropout", "lora_dropout" } };
+    for (int i = 0; i < 2; i++) {
+        double mine = lmp_param_float(st, floats[i][0]), theirs = i == 0 ? cfg->alpha : cfg->dropout;
+        if (lmp_param_is_set(st, floats[i][0]) && mine != theirs) {
+            snprintf(a, sizeof a, "%g", mine);
+            snprintf(b, sizeof b, "%g", theirs);
+            return conflict(floats[i][0], a, dir, floats[i][1], b);
+        }
+    }
+    if (lmp_param_is_set(st, "rslora") && lmp_param_bool(st, "rslora") != cfg->rslora)
+        return conflict("rslora", lmp_param_bool(st, "rslora") ? "true" : "false", dir, "use_rslora",
+                        cfg->rslora ? "true" : "false");
+    if (!lmp_param_is_set(st, "targets")) return 0;
+    const char *targets = lmp_param_str(st, "targets");
+    unsigned char *sel = mallocCheck((size_t)h->n_linears + 1);
+    int rc = lmp_adapter_select(h, targets, sel);
+    for (int i = 0; i < h->n_linears && rc == 0; i++) {
+        int has = 0;
+        for (const lmp_adapter *ad = h->linears[i].adapters; ad && !has; ad = ad->next)
+            has = strcmp(ad->ops->kind, "lora") == 0;
+        if (has != sel[i]) {
+            char *theirs = lmp_strfmt(cfg->targets_regex ? "'%s'" : "[%s]", cfg->targets);
+            rc = conflict("targets", targets, dir, "target_modules", theirs);
+            free(theirs);
+        }
+    }
+    free(sel);
+    return rc;
+}
+
 static int lora_run(lmp_stage *st)
 {
     lmp_classifier *c = lmp_input_take(st, "model");
@@ -87,11 +142,7 @@ static int lora_run(lmp_stage *st)
             rc = -1;
             goto fail;
         }
-        if (lmp_param_is_set(st, "rank") && lmp_param_int(st, "rank") != cfg.rank) {
-            rc = lmp_error("rank=%lld but %s/adapter_config.json has r = %d", (long long)lmp_param_int(st, "rank"),
-                           load, cfg.rank);
-            goto fail;
-        }
+        if ((rc = check_loaded(st, h, &cfg, load)) != 0) goto fail;
         lmp_info(st, "loaded %d LoRA adapters (r = %d, alpha = %g, targets %s)%s from %s", lmp_lora_count(h),
                  cfg.rank, cfg.alpha, cfg.targets, head ? " and the score head" : "", load);
     } else {
@@ -134,22 +185,71 @@ fail:
 }
 
 static const lmp_param merge_params[] = {
-    {"path", LMP_PATH, "-", LMP_UNBOUNDED, NULL, "also write the merged classifier here ('-': don't)"},
+    {"path", LMP_PATH, "-", LMP_UNBOUNDED, NULL,
+     "also write the merged classifier here, for GPT-2 as a transformers GPT2ForSequenceClassification folder ('-': don't)"},
+    {"pad_id", LMP_INT, "-1", -1, 1 << 30, NULL,
+     "pad_token_id written to config.json (-1: the tokenizer's <|endoftext|>, as gpt2-bpe pads)"},
     LMP_PARAM_END,
 };
+static const lmp_port merge_in[] = {
+    {"model", "classifier", 0, "the classifier to merge (taken over)"},
+    {"tokenizer", "tokenizer", 1, "its vocabulary: written beside the checkpoint, and its <|endoftext|> is the pad id"},
+    LMP_PORT_END,
+};
+
+/* The pad_token_id of the checkpoint: transformers finds each row's last
+ * real token by it, so it must be the id the classifier was padded with. */
+static int merged_pad_id(lmp_stage *st, const lmp_tokenizer *tok, int vocab, int *pad)
+{
+    int p = (int)lmp_param_int(st, "pad_id");
+    if (p < 0 && tok && (p = lmp_bpe_eot(tok->bpe)) < 0)
+        return lmp_error("the tokenizer has no <|endoftext|> to pad with: set pad_id");
+    if (p < 0 && vocab > LMP_GPT2_EOS) p = LMP_GPT2_EOS; /* GPT-2's own vocabulary */
+    if (p < 0)
+        return lmp_error("path=%s needs a pad_token_id: wire in the tokenizer or set pad_id (the vocabulary of %d "
+                         "tokens is not GPT-2's)",
+                         lmp_param_str(st, "path"), vocab);
+    if (p >= vocab) return lmp_error("pad_id=%d is not in the model's vocabulary [0, %d)", p, vocab);
+    *pad = p;
+    return 0;
+}
+
+/* DIR as transformers' GPT2ForSequenceClassification, with the vocabulary;
+ * every file recorded with its sha256. */
+static int save_merged(lmp_stage *st, lmp_classifier *c, const lmp_tokenizer *tok, int pad, const char *dir)
+{
+    lmp_gpt2 *m = lmp_gpt2_classifier_model(c);
+    if (lmp_gpt2_save_seq_cls(m, dir, lmp_gpt2_classifier_head(c), c->num_labels, pad) != 0) return -1;
+    if (tok && lmp_tokenizer_save_dir(tok, dir) != 0) return -1;
+    static const char *const files[] = { "config.json", "model.safetensors", "vocab.json", "merges.txt" };
+    int rc = 0;
+    for (int i = 0; i < (tok ? 4 : 2) && rc == 0; i++) {
+        char *p = lmp_strfmt("%s/%s", dir, files[i]);
+        rc = lmp_log_artifact(st, files[i], p);
+        free(p);
+    }
+    return rc;
+}
 
 static int merge_run(lmp_stage *st)
 {
     lmp_classifier *c = lmp_input_take(st, "model");
+    const lmp_tokenizer *tok = lmp_input(st, "tokenizer");
     lmp_adapter_host *h = c->adapters ? c->adapters(c) : NULL;
-    int n = h ? lmp_adapter_count(h, NULL) : 0, rc = 0;
-    if (n == 0) rc = lmp_error("the %s classifier has no adapters to merge", c->kind);
-    if (rc == 0) rc = lmp_adapter_merge_all(h);
+    int n = h ? lmp_adapter_count(h, NULL) : 0, rc = 0, pad = -1;
     const char *path = lmp_param_str(st, "path");
+    int hf = strcmp(path, "-") != 0 && lmp_gpt2_classifier_model(c) != NULL;
+    if (n == 0) rc = lmp_error("the %s classifier has no adapters to merge", c->kind);
+    if (rc == 0 && hf && tok && c->tokenizer_digest[0] && strcmp(tok->digest, c->tokenizer_digest) != 0)
+        rc = lmp_error("the wired-in tokenizer (%.12s) is not the classifier's (%.12s)", tok->digest,
+                       c->tokenizer_digest);
+    if (rc == 0 && hf) rc = merged_pad_id(st, tok, lmp_gpt2_classifier_model(c)->config.vocab_size, &pad);
+    if (rc == 0) rc = lmp_adapter_merge_all(h);
     if (rc == 0 && strcmp(path, "-") != 0 && lmp_dist_writer()) { /* under mpirun rank 0 writes (dist.h) */
         char *full = path[0] == '/' ? strdupCheck(path) : lmp_strfmt("%s/%s", lmp_workdir(st), path);
-        rc = c->save(c, full);
-        if (rc == 0) lmp_info(st, "wrote the merged classifier to %s", full);
+        rc = hf ? save_merged(st, c, tok, pad, full) : c->save(c, full);
+        if (rc == 0)
+            lmp_info(st, "wrote the merged classifier to %s%s", full, hf ? " (GPT2ForSequenceClassification)" : "");
         free(full);
     }
     if (rc != 0) {
@@ -164,7 +264,7 @@ static const lmp_stage_def stages[] = {
     {.name = "lora", .description = "freeze the base and attach LoRA adapters (or load a PEFT folder)",
      .params = lora_params, .consumes = in, .produces = out, .flags = LMP_STAGE_SEEDED, .run = lora_run},
     {.name = "lora-merge", .description = "fold the adapters into the base weights",
-     .params = merge_params, .consumes = in, .produces = out, .run = merge_run},
+     .params = merge_params, .consumes = merge_in, .produces = out, .run = merge_run},
     {0},
 };
 

@@ -76,6 +76,7 @@ static int tokenize_dataset(lmp_stage *st, lmp_tokenizer *tok, lmp_dataset *d)
     d->vocab_size = V;
     d->pad_id = pad;
     d->max_len = max_len;
+    d->truncate_left = left; /* later cuts (a shorter model context) take the same end */
     lmp_dataset_update_digest(d);
     lmp_log_metric(st, "tokens", -1, (double)tokens);
     lmp_log_metric(st, "tokens_per_example", -1, total ? (double)tokens / (double)total : 0);
