@@ -107,7 +107,10 @@ static int config_from_metadata(const lmp_st *st, lmp_gpt2_config *c)
         meta_int(st, ctx_key, &c->n_ctx))
         return -1;
     const char *eps = lmp_st_metadata(st, "layer_norm_epsilon");
-    c->layer_norm_epsilon = eps ? strtof(eps, NULL) : 1e-5f;
+    double e = 1e-5;
+    if (eps && lmp_parse_double(eps, &e) != 0)
+        return lmp_error("%s: __metadata__ \"layer_norm_epsilon\": %s", lmp_st_path(st), lmp_errmsg());
+    c->layer_norm_epsilon = (float)e;
     if (lmp_gpt2_config_check(c, lmp_st_path(st)) != 0) return -1;
     return 1;
 }
