@@ -104,7 +104,11 @@ typedef struct lmp_gpt2 {
 /* Load a model from a Hugging Face folder (config.json + model.safetensors),
  * a .safetensors file (config from its __metadata__, else config.json next to
  * it) or an llm.c checkpoint (.bin, version 3 / fp32).  Every tensor's shape
- * is checked against the config; errors name the file and the tensor. */
+ * is checked against the config; errors name the file and the tensor.  A
+ * config.json key that changes the math away from what the kernels do
+ * (scale_attn_weights false, scale_attn_by_inverse_layer_idx true, n_inner
+ * other than 4 * n_embd, an activation other than gelu_new) is an error
+ * naming it. */
 int lmp_gpt2_load(const char *path, lmp_gpt2 **model);
 /* A model with random weights (N(0, 0.02), LayerNorm 1/0, biases 0). */
 int lmp_gpt2_init_random(const lmp_gpt2_config *config, uint64_t seed, lmp_gpt2 **model);

@@ -36,6 +36,44 @@ static int json_int_key(json_t *root, const char *key, const char *path, int *ou
     return 0;
 }
 
+/* Keys of GPT2Config that change the forward pass, with the one value the
+ * kernels implement (HF's default).  A checkpoint that asks for another is
+ * refused rather than run with the wrong math.  reorder_and_upcast_attn is
+ * not here: it only makes HF compute attention scores in fp32, which lmpipe
+ * always does. */
+static int check_math_keys(json_t *root, const char *path)
+{
+    static const struct { const char *key; int want; const char *why; } flags[] = {
+        { "scale_attn_weights", 1, "attention scores are always scaled by 1/sqrt(head size)" },
+        { "scale_attn_by_inverse_layer_idx", 0, "attention scores are never scaled by 1/(layer index + 1)" },
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        json_t *v = json_object_get(root, flags[i].key);
+        if (!v || json_is_null(v)) continue;
+        if (!json_is_boolean(v))
+            return lmp_error("%s: key \"%s\" is not true or false", path, flags[i].key);
+        if (json_is_true(v) != flags[i].want)
+            return lmp_error("%s: %s %s not supported (%s)", path, flags[i].key,
+                             flags[i].want ? "false" : "true", flags[i].why);
+    }
+    json_t *upcast = json_object_get(root, "reorder_and_upcast_attn");
+    if (upcast && !json_is_null(upcast) && !json_is_boolean(upcast))
+        return lmp_error("%s: key \"reorder_and_upcast_attn\" is not true or false", path);
+    return 0;
+}
+
+/* n_inner (null: 4 * n_embd) sizes the MLP; the model has 4 * n_embd. */
+static int check_n_inner(json_t *root, const char *path, int n_embd)
+{
+    json_t *v = json_object_get(root, "n_inner");
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_integer(v)) return lmp_error("%s: key \"n_inner\" is not an integer or null", path);
+    if (json_integer_value(v) != 4 * (json_int_t)n_embd)
+        return lmp_error("%s: n_inner %lld not supported (only 4 * n_embd = %lld)", path,
+                         (long long)json_integer_value(v), 4 * (long long)n_embd);
+    return 0;
+}
+
 /* Read a Hugging Face GPT-2 config.json. */
 static int read_config_json(const char *path, lmp_gpt2_config *c)
 {
@@ -71,6 +109,7 @@ static int read_config_json(const char *path, lmp_gpt2_config *c)
         json_int_key(root, json_object_get(root, "n_positions") ? "n_positions" : "n_ctx", path,
                      &c->n_ctx))
         goto done;
+    if (check_math_keys(root, path) != 0 || check_n_inner(root, path, c->n_embd) != 0) goto done;
     json_t *eps = json_object_get(root, "layer_norm_epsilon");
     if (eps && !json_is_number(eps)) {
         lmp_error("%s: key \"layer_norm_epsilon\" is not a number", path);
