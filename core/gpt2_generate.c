@@ -326,7 +326,8 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
     float *work = mallocCheck((size_t)V * sizeof(float));
     cand *cands = mallocCheck((size_t)V * sizeof(cand));
 
-    for (;;) {
+    int rc = 0;
+    for (int step = 1; rc == 0; step++) {
         /* rows of this step: the unseen part of each live sequence's window */
         int R = 0;
         for (int b = 0; b < n_seqs; b++) {
@@ -358,6 +359,15 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
             seq_state *q = &ss[b];
             if (last_row[b] < 0) continue;
             const float *lg = logits + (size_t)k++ * V;
+            /* weights are checked at load: a non-finite logit is an overflow
+             * in the forward pass, and sampling from it would be garbage */
+            size_t bad = first_nonfinite(lg, (size_t)V);
+            if (bad < (size_t)V) {
+                rc = lmp_error("%s: generation step %d (sequence %d): the logit of token %zu is %s "
+                               "(the forward pass overflowed)", m->source, step, b, bad,
+                               isnan(lg[bad]) ? "NaN" : lg[bad] > 0 ? "+Inf" : "-Inf");
+                break;
+            }
             int tok = choose_token(lg, V, q->seen, &o, &q->rng, work, cands);
             q->toks[q->n++] = tok;
             q->seen[tok] = 1;
@@ -379,5 +389,5 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
     free(logits);
     free(work);
     free(cands);
-    return 0;
+    return rc;
 }

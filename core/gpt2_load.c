@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gpt2_priv.h"
+#include "nn.h"
 
 #define LLMC_MAGIC 20240326
 #define LLMC_HEADER_INTS 256
@@ -220,6 +221,33 @@ static int st_param(lmp_gpt2 *m, lmp_st *st, const char *prefix, const char *nam
     return 0;
 }
 
+/* ------------------------------------------------------------ finite weights */
+
+/* Every weight must be finite: a NaN or infinity in a checkpoint would
+ * otherwise surface far from its cause, as token 0 generated forever or a
+ * NaN loss.  One vectorised pass over the floats; for a mapped F32 file it
+ * reads the file once at load, which the first forward would do anyway.
+ * Tensors are named as the file names them (prefix + HF name); llm.c files
+ * store the linear weights [out, in], so their index is given in that order. */
+static int check_finite(lmp_gpt2 *m, const char *file, const char *prefix, int llmc)
+{
+    int n, rc = 0;
+    gpt2_tensor *t = gpt2_tensors(m, &n);
+    for (int i = 0; i < n && !rc; i++) {
+        const float *x = *t[i].slot;
+        size_t at = first_nonfinite(x, t[i].n);
+        if (at == t[i].n) continue;
+        const char *what = isnan(x[at]) ? "NaN" : x[at] > 0 ? "+Inf" : "-Inf";
+        size_t idx = at;
+        if (llmc && strncmp(t[i].name, "h.", 2) == 0 && t[i].d1) /* [in, out] -> [out, in] */
+            idx = (at % (size_t)t[i].d1) * (size_t)t[i].d0 + at / (size_t)t[i].d1;
+        rc = lmp_error("%s: tensor \"%s%s\" has a non-finite value (%s) at index %zu", file, prefix,
+                       t[i].name, what, idx);
+    }
+    free(t);
+    return rc;
+}
+
 static int load_safetensors(const char *st_path, const char *config_path, const char *source,
                             lmp_gpt2 **out)
 {
@@ -283,6 +311,7 @@ static int load_safetensors(const char *st_path, const char *config_path, const 
             rc = lmp_error("%s: tensor \"%s\" present but the config has n_layer %d", st_path, extra,
                            c.n_layer);
     }
+    if (!rc) rc = check_finite(m, st_path, prefix, 0);
     const lmp_st_info *head = lmp_st_find(st, "lm_head.weight");
     if (!rc && head) { /* tied head: must repeat wte exactly */
         float *hw;
@@ -422,6 +451,10 @@ static int load_llmc(const char *path, lmp_gpt2 **out)
     }
     m->ln_f_w = lnfw;
     m->ln_f_b = lnfb;
+    if (check_finite(m, path, "", 1) != 0) {
+        lmp_gpt2_free(m);
+        return -1;
+    }
     *out = m;
     return 0;
 }
