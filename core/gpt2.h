@@ -241,7 +241,7 @@ typedef struct {
     int max_new_tokens;       /* default 64 */
     float temperature;        /* 0: greedy (default 1) */
     int top_k;                /* 0: off (default 0) */
-    float top_p;              /* nucleus, 1: off (default 1) */
+    float top_p;              /* nucleus, 1: off (default 1); 0: only the most likely token */
     float repetition_penalty; /* CTRL / HF: 1 off (default 1) */
     uint64_t seed;            /* sequence b samples from lmp_rng seeded with seed + b * golden */
     int eos_id;               /* stop after emitting it; -1: never (default 50256) */

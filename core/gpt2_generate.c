@@ -281,8 +281,10 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
     if (!(o.temperature >= 0 && isfinite(o.temperature)))
         return lmp_error("%s: temperature %g must be >= 0", m->source, o.temperature);
     if (o.top_k < 0) return lmp_error("%s: top_k %d is negative", m->source, o.top_k);
-    if (!(o.top_p > 0 && o.top_p <= 1))
-        return lmp_error("%s: top_p %g must be in (0, 1]", m->source, o.top_p);
+    /* top_p 0 keeps the one most likely token, as Hugging Face's top-p
+     * warper does (it always keeps at least one) */
+    if (!(o.top_p >= 0 && o.top_p <= 1))
+        return lmp_error("%s: top_p %g must be in [0, 1]", m->source, o.top_p);
     if (!(o.repetition_penalty > 0 && isfinite(o.repetition_penalty)))
         return lmp_error("%s: repetition_penalty %g must be > 0", m->source, o.repetition_penalty);
     if (o.window_keep == 0) o.window_keep = n_ctx - n_ctx / 4 > 0 ? n_ctx - n_ctx / 4 : 1;

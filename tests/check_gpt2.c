@@ -272,6 +272,9 @@ START_TEST(sampling_options)
     o.top_p = 1e-6f;
     run_gen(m, &pa, &la, 1, &o, &c);
     for (int t = 0; t < 40; t++) ck_assert_int_eq(c.ids[0][t], want[t]);
+    o.top_p = 0; /* keeps the one most likely token, as HF's top-p warper */
+    run_gen(m, &pa, &la, 1, &o, &c);
+    for (int t = 0; t < 40; t++) ck_assert_int_eq(c.ids[0][t], want[t]);
 
     /* same seed, same sample; another seed, another sample */
     o = greedy_opts(40);
@@ -390,9 +393,9 @@ START_TEST(generate_errors)
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
     ERRMSG_EQ("%s: prompt 0: token id 101 at position 2 out of range [0, 101)", m->source);
     p[2] = 1;
-    o.top_p = 0;
+    o.top_p = -0.5f;
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
-    ERRMSG_EQ("%s: top_p 0 must be in (0, 1]", m->source);
+    ERRMSG_EQ("%s: top_p -0.5 must be in [0, 1]", m->source);
     lmp_gpt2_free(m);
 }
 END_TEST
