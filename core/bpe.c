@@ -199,6 +199,7 @@ typedef struct {
 
 struct lmp_bpe {
     int n_vocab, eot, ordered, n_merges;
+    char *source;       /* the vocab.json it was loaded from, for messages */
     char *tok_data;     /* bytes of token i: tok_data[tok_off[i] .. tok_off[i+1]) */
     uint32_t *tok_off;
     int byte_id[256];   /* the single-byte tokens */
@@ -445,6 +446,7 @@ int lmp_bpe_load(const char *vocab_json, const char *merges_txt, lmp_bpe **out)
                          jerr.column, jerr.text);
     }
     lmp_bpe *t = callocCheck(1, sizeof *t);
+    t->source = strdupCheck(vocab_json);
     if (load_vocab(t, vocab_json, root) != 0 || load_merges(t, merges_txt, vocab_json, root) != 0 ||
         lmp_pretok_new(&t->pt) != 0) {
         json_decref(root);
@@ -487,6 +489,7 @@ int lmp_bpe_load_dir(const char *dir, lmp_bpe **out)
 void lmp_bpe_free(lmp_bpe *t)
 {
     if (!t) return;
+    free(t->source);
     free(t->tok_data);
     free(t->tok_off);
     free(t->mtab);
@@ -503,6 +506,7 @@ void lmp_bpe_free(lmp_bpe *t)
 
 int lmp_bpe_vocab_size(const lmp_bpe *t) { return t->n_vocab; }
 int lmp_bpe_eot(const lmp_bpe *t) { return t->eot; }
+const char *lmp_bpe_source(const lmp_bpe *t) { return t->source; }
 int lmp_bpe_is_ordered(const lmp_bpe *t) { return t->ordered; }
 
 const char *lmp_bpe_token(const lmp_bpe *t, int id, size_t *len)

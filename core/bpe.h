@@ -46,6 +46,9 @@ void lmp_bpe_free(lmp_bpe *bpe);
 int lmp_bpe_vocab_size(const lmp_bpe *bpe);
 /* Id of "<|endoftext|>", or -1 when the vocabulary has no such token. */
 int lmp_bpe_eot(const lmp_bpe *bpe);
+/* The vocabulary file it was loaded from (vocab.json or encoder.json), for
+ * messages about its content. */
+const char *lmp_bpe_source(const lmp_bpe *bpe);
 /* 1 when no merge uses a symbol made by the same or a later merge (true for
  * GPT-2 and for trained vocabularies): then a heap-driven merge loop, O(n log n)
  * per word, gives the reference result; otherwise encoding falls back to the
