@@ -71,6 +71,16 @@ int lmp_bpe_encode(lmp_bpe *bpe, const char *text, size_t len, int flags,
 int lmp_bpe_encode_append(lmp_bpe *bpe, const char *text, size_t len, int flags,
                           int **ids, size_t *n_ids, size_t *cap);
 
+/* Encode a stream in pieces of bounded size.  Appends the ids of the longest
+ * prefix of text[0..len) whose ids no later bytes can change (all of it when
+ * final is set), and sets *used to that prefix's length: the caller keeps
+ * text[*used..len), appends the next bytes and calls again.  The ids of all
+ * calls together are those of one lmp_bpe_encode of the whole input.  What
+ * is held back is one pre-token and at most 16 bytes after it, so a caller
+ * that bounds the bytes it holds bounds the longest pre-token it accepts. */
+int lmp_bpe_encode_stream(lmp_bpe *bpe, const char *text, size_t len, int final, int flags,
+                          int **ids, size_t *n_ids, size_t *cap, size_t *used);
+
 /* Decode ids into a new NUL-terminated buffer *text of *len bytes (free() it).
  * An id outside 0..vocab_size-1 is an error that names it. */
 int lmp_bpe_decode(const lmp_bpe *bpe, const int *ids, size_t n_ids, char **text, size_t *len);
