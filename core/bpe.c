@@ -199,6 +199,7 @@ typedef struct {
 
 struct lmp_bpe {
     int n_vocab, eot, ordered, n_merges;
+    char *source;       /* the vocab.json it was loaded from, for messages */
     char *tok_data;     /* bytes of token i: tok_data[tok_off[i] .. tok_off[i+1]) */
     uint32_t *tok_off;
     int byte_id[256];   /* the single-byte tokens */
@@ -445,6 +446,7 @@ int lmp_bpe_load(const char *vocab_json, const char *merges_txt, lmp_bpe **out)
                          jerr.column, jerr.text);
     }
     lmp_bpe *t = callocCheck(1, sizeof *t);
+    t->source = strdupCheck(vocab_json);
     if (load_vocab(t, vocab_json, root) != 0 || load_merges(t, merges_txt, vocab_json, root) != 0 ||
         lmp_pretok_new(&t->pt) != 0) {
         json_decref(root);
@@ -487,6 +489,7 @@ int lmp_bpe_load_dir(const char *dir, lmp_bpe **out)
 void lmp_bpe_free(lmp_bpe *t)
 {
     if (!t) return;
+    free(t->source);
     free(t->tok_data);
     free(t->tok_off);
     free(t->mtab);
@@ -503,6 +506,7 @@ void lmp_bpe_free(lmp_bpe *t)
 
 int lmp_bpe_vocab_size(const lmp_bpe *t) { return t->n_vocab; }
 int lmp_bpe_eot(const lmp_bpe *t) { return t->eot; }
+const char *lmp_bpe_source(const lmp_bpe *t) { return t->source; }
 int lmp_bpe_is_ordered(const lmp_bpe *t) { return t->ordered; }
 
 const char *lmp_bpe_token(const lmp_bpe *t, int id, size_t *len)
@@ -736,6 +740,62 @@ int lmp_bpe_encode_append(lmp_bpe *t, const char *text, size_t len, int flags,
         text += seg + el;
         len -= seg + el;
     }
+}
+
+/*
+ * Streaming.  A piece of the pre-tokenizer is the same in text[0..len) as in
+ * any longer text with that prefix when matching it never looked at a byte
+ * at or past len.  The regex has no lookbehind, so matching at a piece's
+ * start depends only on what follows; it looks past a piece's end by at most
+ * one character (a greedy run checking that the next character does not
+ * continue it, `\s+(?!\S)` checking the character after the whitespace) and
+ * from its start by at most three characters (the contractions 're, 've,
+ * 'll).  With characters of up to 4 bytes that is under 8 bytes past the
+ * end, so a piece ending STREAM_MARGIN bytes before len is final, and so are
+ * all pieces before it.  A chunk cut inside a character or "<|endoftext|>"
+ * (13 bytes) cuts inside the margin.
+ */
+#define STREAM_MARGIN 16
+
+/* Encode the pieces of a segment (no special token inside) that are final:
+ * all of them when final, else those ending STREAM_MARGIN bytes before len;
+ * *used is where the first piece not encoded starts. */
+static int encode_segment_prefix(lmp_bpe *t, const char *text, size_t len, int final, id_out *o,
+                                 size_t *used)
+{
+    size_t pos = 0, s, e;
+    int r;
+    *used = 0;
+    while ((r = lmp_pretok_next(t->pt, text, len, &pos, &s, &e)) == 1) {
+        if (!final && e + STREAM_MARGIN > len) break;
+        encode_piece(t, (const unsigned char *)text + s, e - s, o);
+        *used = e;
+    }
+    t->pt->pend_text = NULL; /* a match held back after invalid bytes: not wanted any more */
+    return r < 0 ? -1 : 0;
+}
+
+int lmp_bpe_encode_stream(lmp_bpe *t, const char *text, size_t len, int final, int flags,
+                          int **ids, size_t *n_ids, size_t *cap, size_t *used)
+{
+    id_out o = { ids, n_ids, cap };
+    size_t done = 0, u;
+    *used = 0;
+    if ((flags & LMP_BPE_SPECIAL) && t->eot >= 0) {
+        /* a segment that ends at a special token is complete: encode all of it */
+        const size_t el = strlen(EOT_TEXT);
+        const char *hit;
+        while (len - done >= el && (hit = memmem(text + done, len - done, EOT_TEXT, el))) {
+            size_t seg = (size_t)(hit - (text + done));
+            if (encode_segment(t, text + done, seg, &o) != 0) return -1;
+            out_reserve(&o, 1);
+            (*ids)[(*n_ids)++] = t->eot;
+            done += seg + el;
+        }
+    }
+    if (encode_segment_prefix(t, text + done, len - done, final, &o, &u) != 0) return -1;
+    *used = done + u;
+    return 0;
 }
 
 int lmp_bpe_encode(lmp_bpe *t, const char *text, size_t len, int flags, int **ids, size_t *n_ids)

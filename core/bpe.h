@@ -46,6 +46,9 @@ void lmp_bpe_free(lmp_bpe *bpe);
 int lmp_bpe_vocab_size(const lmp_bpe *bpe);
 /* Id of "<|endoftext|>", or -1 when the vocabulary has no such token. */
 int lmp_bpe_eot(const lmp_bpe *bpe);
+/* The vocabulary file it was loaded from (vocab.json or encoder.json), for
+ * messages about its content. */
+const char *lmp_bpe_source(const lmp_bpe *bpe);
 /* 1 when no merge uses a symbol made by the same or a later merge (true for
  * GPT-2 and for trained vocabularies): then a heap-driven merge loop, O(n log n)
  * per word, gives the reference result; otherwise encoding falls back to the
@@ -67,6 +70,16 @@ int lmp_bpe_encode(lmp_bpe *bpe, const char *text, size_t len, int flags,
  * NULL, 0, 0), for encoding a stream of documents. */
 int lmp_bpe_encode_append(lmp_bpe *bpe, const char *text, size_t len, int flags,
                           int **ids, size_t *n_ids, size_t *cap);
+
+/* Encode a stream in pieces of bounded size.  Appends the ids of the longest
+ * prefix of text[0..len) whose ids no later bytes can change (all of it when
+ * final is set), and sets *used to that prefix's length: the caller keeps
+ * text[*used..len), appends the next bytes and calls again.  The ids of all
+ * calls together are those of one lmp_bpe_encode of the whole input.  What
+ * is held back is one pre-token and at most 16 bytes after it, so a caller
+ * that bounds the bytes it holds bounds the longest pre-token it accepts. */
+int lmp_bpe_encode_stream(lmp_bpe *bpe, const char *text, size_t len, int final, int flags,
+                          int **ids, size_t *n_ids, size_t *cap, size_t *used);
 
 /* Decode ids into a new NUL-terminated buffer *text of *len bytes (free() it).
  * An id outside 0..vocab_size-1 is an error that names it. */

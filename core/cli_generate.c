@@ -26,6 +26,7 @@ static const char gen_usage[] =
     "  --temperature T          sampling temperature (0 = greedy)\n"
     "  --top-k K                sample among the K most likely tokens\n"
     "  --top-p P                nucleus sampling: the smallest set with mass >= P\n"
+    "                           (0: only the most likely token)\n"
     "  --repetition-penalty R   CTRL/HF penalty for tokens already present (1 = off)\n"
     "  --seed S                 sampling seed (default 1337)\n"
     "  --tokenizer DIR          vocab.json+merges.txt or encoder.json+vocab.bpe\n"
@@ -204,7 +205,7 @@ int lmp_cli_generate(int argc, char **argv)
             o.top_k = (int)lv;
             sampling = 1;
         } else if (strcmp(a, "--top-p") == 0) {
-            if (parse_float(val, 1e-9f, 1, &o.top_p)) return usage_error(gen_usage, "bad --top-p '%s' (in (0, 1])", val);
+            if (parse_float(val, 0, 1, &o.top_p)) return usage_error(gen_usage, "bad --top-p '%s' (in [0, 1])", val);
             sampling = 1;
         } else if (strcmp(a, "--repetition-penalty") == 0) {
             if (parse_float(val, 1e-6f, 1e6f, &o.repetition_penalty)) return usage_error(gen_usage, "bad --repetition-penalty '%s' (> 0)", val);

@@ -27,7 +27,8 @@
 static const char TOKENIZE_USAGE[] =
     "Usage: lmpipe tokenize [--vocab DIR] [--special] [FILE|-]\n"
     "Print the GPT-2 BPE token ids of FILE (default: standard input) as one line\n"
-    "of space-separated decimals.\n" VOCAB_HELP
+    "of space-separated decimals, written as the input is read (in bounded memory,\n"
+    "so endless input works; one pre-token longer than 1 MiB is an error).\n" VOCAB_HELP
     "  --special    read \"<|endoftext|>\" as the special token, not as text\n"
     "  --help       print this help\n";
 
@@ -120,37 +121,122 @@ static int write_out(const char *cmd, const void *p, size_t n)
     return 0;
 }
 
-int lmp_cli_tokenize(int argc, char **argv)
+/* Input is read TOKENIZE_CHUNK bytes at a time and encoded as it comes
+ * (lmp_bpe_encode_stream), so memory stays bounded however long the input
+ * (/dev/zero, a pipe that never ends).  What the encoder holds back is one
+ * pre-token and a few bytes; one longer than TOKENIZE_MAX_PIECE (a run of
+ * NUL bytes, say, which the regex takes as one piece) is an error: splitting
+ * it would give other ids than encoding the whole input, and no other GPT-2
+ * tokenizer splits.  LMPIPE_TOKENIZE_CHUNK sets the chunk (bytes) for the
+ * tests, which cut the input at many places to compare with one encode. */
+#define TOKENIZE_CHUNK ((size_t)64 << 10)
+#define TOKENIZE_MAX_PIECE ((size_t)1 << 20)
+
+static size_t tokenize_chunk(void)
 {
-    cli_opts o;
-    int rc = parse_args("tokenize", TOKENIZE_USAGE, 1, argc, argv, &o);
-    if (rc) return rc == 1 ? 0 : 2;
-    lmp_bpe *bpe = NULL;
-    char *text = NULL, *line = NULL;
-    int *ids = NULL;
-    size_t len, n;
-    rc = 1;
-    if (load_tokenizer(o.vocab, &bpe) != 0 || read_input(o.file, &text, &len) != 0 ||
-        lmp_bpe_encode(bpe, text, len, o.special ? LMP_BPE_SPECIAL : 0, &ids, &n) != 0) {
-        fprintf(stderr, "lmpipe tokenize: %s\n", lmp_errmsg());
-        goto done;
-    }
-    line = mallocCheck(n * 12 + 2);
+    const char *s = getenv("LMPIPE_TOKENIZE_CHUNK");
+    char *end;
+    unsigned long long v = s ? strtoull(s, &end, 10) : 0;
+    return s && *s && !*end && v >= 1 && v <= ((size_t)1 << 30) ? (size_t)v : TOKENIZE_CHUNK;
+}
+
+/* ids as space-separated decimals, a space before the first unless first */
+static int write_ids(const int *ids, size_t n, int first, char **line, size_t *cap)
+{
+    if (n * 12 + 2 > *cap) *line = reallocCheck(*line, *cap = n * 12 + 2);
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
         char d[12];
         int k = 0;
         unsigned v = (unsigned)ids[i];
         do d[k++] = (char)('0' + v % 10); while (v /= 10);
-        if (i) line[w++] = ' ';
-        while (k) line[w++] = d[--k];
+        if (i || !first) (*line)[w++] = ' ';
+        while (k) (*line)[w++] = d[--k];
     }
-    line[w++] = '\n';
-    rc = write_out("tokenize", line, w);
+    return write_out("tokenize", *line, w);
+}
+
+/* Open FILE ("-" or NULL: standard input) for streaming; *name for messages. */
+static int open_input(const char *file, FILE **in, const char **name)
+{
+    if (!file || strcmp(file, "-") == 0) {
+        *in = stdin;
+        *name = "<stdin>";
+        return 0;
+    }
+    *name = file;
+    FILE *f = fopen(file, "rb");
+    if (!f) return lmp_error("%s: %s", file, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return lmp_error("%s: is a directory, expected a file", file);
+    }
+    *in = f;
+    return 0;
+}
+
+/* 0 done, 1 failed (reported). */
+static int tokenize_stream(lmp_bpe *bpe, FILE *in, const char *name, int flags)
+{
+    size_t chunk = tokenize_chunk(), bufcap = TOKENIZE_MAX_PIECE + chunk, len = 0, line_cap = 0;
+    size_t id_cap = 0, n;
+    unsigned long long offset = 0; /* input bytes before buf[0] */
+    char *buf = mallocCheck(bufcap), *line = NULL;
+    int *ids = NULL, first = 1, eof = 0, rc = 1;
+    while (!eof) {
+        size_t want = bufcap - len < chunk ? bufcap - len : chunk;
+        size_t got = fread(buf + len, 1, want, in);
+        if (got < want) {
+            if (ferror(in)) {
+                fprintf(stderr, "lmpipe tokenize: %s: read failed: %s\n", name, strerror(errno));
+                goto done;
+            }
+            eof = 1;
+        }
+        len += got;
+        size_t used;
+        n = 0;
+        if (lmp_bpe_encode_stream(bpe, buf, len, eof, flags, &ids, &n, &id_cap, &used) != 0) {
+            fprintf(stderr, "lmpipe tokenize: %s: %s\n", name, lmp_errmsg());
+            goto done;
+        }
+        if (n && write_ids(ids, n, first, &line, &line_cap) != 0) goto done;
+        first &= n == 0;
+        memmove(buf, buf + used, len - used);
+        len -= used;
+        offset += used;
+        if (!eof && len > TOKENIZE_MAX_PIECE) {
+            fprintf(stderr, "lmpipe tokenize: %s: the pre-token at byte %llu is longer than %zu bytes "
+                            "(one run of letters, digits, whitespace or other symbols, such as NUL "
+                            "bytes); lmpipe tokenize does not split pre-tokens\n",
+                    name, offset, TOKENIZE_MAX_PIECE);
+            goto done;
+        }
+    }
+    rc = write_out("tokenize", "\n", 1);
 done:
+    free(buf);
     free(line);
     free(ids);
-    free(text);
+    return rc;
+}
+
+int lmp_cli_tokenize(int argc, char **argv)
+{
+    cli_opts o;
+    int rc = parse_args("tokenize", TOKENIZE_USAGE, 1, argc, argv, &o);
+    if (rc) return rc == 1 ? 0 : 2;
+    lmp_bpe *bpe = NULL;
+    FILE *in = NULL;
+    const char *name;
+    if (load_tokenizer(o.vocab, &bpe) != 0 || open_input(o.file, &in, &name) != 0) {
+        fprintf(stderr, "lmpipe tokenize: %s\n", lmp_errmsg());
+        lmp_bpe_free(bpe);
+        return 1;
+    }
+    rc = tokenize_stream(bpe, in, name, o.special ? LMP_BPE_SPECIAL : 0);
+    if (in != stdin) fclose(in);
     lmp_bpe_free(bpe);
     return rc;
 }

@@ -300,15 +300,30 @@ static float *lm_scratch(lmp_gpt2 *m)
     return s->lm_scratch;
 }
 
+/* lmp_gpt2_loss; `where` ("" or "window ...: ") goes into its messages after the model's name. */
+static int gpt2_loss(lmp_gpt2 *m, const int *inputs, const int *targets, int B, int T,
+                     float *losses, float *mean, const char *where)
+{
+    int V = m->config.vocab_size;
+    /* targets first, so that a NaN below can only mean non-finite numbers */
+    for (int i = 0; i < B * T; i++)
+        if (targets[i] != -1 && (targets[i] < 0 || targets[i] >= V))
+            return lmp_error("%s: %starget %d at [%d,%d] out of range [0, %d)", m->source, where,
+                             targets[i], i / T, i % T, V);
+    if (lmp_gpt2_forward(m, inputs, NULL, B, T, 0) != 0) return -1;
+    float r = lmhead_xent_forward(m->acts.lnf, m->wte, targets, B * T, m->config.n_embd, V, losses,
+                                  lm_scratch(m), GPT2_LM_CHUNK);
+    if (!isfinite(r))
+        return lmp_error("%s: %sthe loss is %s: the forward pass overflowed (non-finite activations)",
+                         m->source, where, isnan(r) ? "NaN" : "infinite");
+    if (mean) *mean = r;
+    return 0;
+}
+
 int lmp_gpt2_loss(lmp_gpt2 *m, const int *inputs, const int *targets, int B, int T,
                   float *losses, float *mean)
 {
-    if (lmp_gpt2_forward(m, inputs, NULL, B, T, 0) != 0) return -1;
-    float r = lmhead_xent_forward(m->acts.lnf, m->wte, targets, B * T, m->config.n_embd,
-                                  m->config.vocab_size, losses, lm_scratch(m), GPT2_LM_CHUNK);
-    if (isnan(r)) return -1;
-    if (mean) *mean = r;
-    return 0;
+    return gpt2_loss(m, inputs, targets, B, T, losses, mean, "");
 }
 
 int lmp_gpt2_perplexity(lmp_gpt2 *m, const int *ids, long n, int stride, lmp_gpt2_ppl *out)
@@ -338,7 +353,9 @@ int lmp_gpt2_perplexity(lmp_gpt2 *m, const int *ids, long n, int stride, lmp_gpt
             long j = begin + t + 1;
             targets[t] = (j >= first && j < end) ? ids[j] : -1;
         }
-        if ((rc = lmp_gpt2_loss(m, ids + begin, targets, 1, T, losses, NULL)) != 0) break;
+        char where[80];
+        snprintf(where, sizeof where, "window of tokens [%ld, %ld): ", begin, end);
+        if ((rc = gpt2_loss(m, ids + begin, targets, 1, T, losses, NULL, where)) != 0) break;
         for (int t = 0; t < T; t++)
             if (targets[t] >= 0) {
                 total += losses[t];

@@ -104,7 +104,13 @@ typedef struct lmp_gpt2 {
 /* Load a model from a Hugging Face folder (config.json + model.safetensors),
  * a .safetensors file (config from its __metadata__, else config.json next to
  * it) or an llm.c checkpoint (.bin, version 3 / fp32).  Every tensor's shape
- * is checked against the config; errors name the file and the tensor. */
+ * is checked against the config, and every weight must be finite (a NaN or
+ * infinity is an error naming the tensor and the index); errors name the
+ * file and the tensor.  A
+ * config.json key that changes the math away from what the kernels do
+ * (scale_attn_weights false, scale_attn_by_inverse_layer_idx true, n_inner
+ * other than 4 * n_embd, an activation other than gelu_new) is an error
+ * naming it. */
 int lmp_gpt2_load(const char *path, lmp_gpt2 **model);
 /* A model with random weights (N(0, 0.02), LayerNorm 1/0, biases 0). */
 int lmp_gpt2_init_random(const lmp_gpt2_config *config, uint64_t seed, lmp_gpt2 **model);
@@ -149,7 +155,9 @@ int lmp_gpt2_logits(lmp_gpt2 *m, const int *inputs, int B, int T, const int *pos
                     int n_pos, float *logits);
 /* Next-token cross-entropy: targets[B,T] in [0,V) or -1 (ignored).
  * losses[B,T] (may be NULL) receives per-token NLL (0 where ignored);
- * *mean the mean over scored tokens.  The LM head is chunked, never B*T*V. */
+ * *mean the mean over scored tokens.  The LM head is chunked, never B*T*V.
+ * Errors: a target out of range, and a NaN or infinite loss (weights are
+ * checked at load, so that means the forward pass overflowed). */
 int lmp_gpt2_loss(lmp_gpt2 *m, const int *inputs, const int *targets, int B, int T,
                   float *losses, float *mean);
 
@@ -247,7 +255,7 @@ typedef struct {
     int max_new_tokens;       /* default 64 */
     float temperature;        /* 0: greedy (default 1) */
     int top_k;                /* 0: off (default 0) */
-    float top_p;              /* nucleus, 1: off (default 1) */
+    float top_p;              /* nucleus, 1: off (default 1); 0: only the most likely token */
     float repetition_penalty; /* CTRL / HF: 1 off (default 1) */
     uint64_t seed;            /* sequence b samples from lmp_rng seeded with seed + b * golden */
     int eos_id;               /* stop after emitting it; -1: never (default 50256) */
@@ -272,6 +280,9 @@ typedef int (*lmp_gpt2_token_cb)(void *user, int seq, int token, const float *lo
  * n_ctx, s jumps to N - window_keep and the kept tokens are re-prefilled into
  * the cache (their positions restart at 0), so generation may run past n_ctx
  * at the cost of one prefill every n_ctx - window_keep tokens.
+ *
+ * A NaN or infinite logit (the forward pass overflowed) stops generation
+ * with an error naming the step and the sequence.
  */
 int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_lens, int n_seqs,
                       const lmp_gpt2_gen_opts *opts, lmp_gpt2_token_cb cb, void *user);

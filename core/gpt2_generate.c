@@ -281,8 +281,10 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
     if (!(o.temperature >= 0 && isfinite(o.temperature)))
         return lmp_error("%s: temperature %g must be >= 0", m->source, o.temperature);
     if (o.top_k < 0) return lmp_error("%s: top_k %d is negative", m->source, o.top_k);
-    if (!(o.top_p > 0 && o.top_p <= 1))
-        return lmp_error("%s: top_p %g must be in (0, 1]", m->source, o.top_p);
+    /* top_p 0 keeps the one most likely token, as Hugging Face's top-p
+     * warper does (it always keeps at least one) */
+    if (!(o.top_p >= 0 && o.top_p <= 1))
+        return lmp_error("%s: top_p %g must be in [0, 1]", m->source, o.top_p);
     if (!(o.repetition_penalty > 0 && isfinite(o.repetition_penalty)))
         return lmp_error("%s: repetition_penalty %g must be > 0", m->source, o.repetition_penalty);
     if (o.window_keep == 0) o.window_keep = n_ctx - n_ctx / 4 > 0 ? n_ctx - n_ctx / 4 : 1;
@@ -326,7 +328,8 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
     float *work = mallocCheck((size_t)V * sizeof(float));
     cand *cands = mallocCheck((size_t)V * sizeof(cand));
 
-    for (;;) {
+    int rc = 0;
+    for (int step = 1; rc == 0; step++) {
         /* rows of this step: the unseen part of each live sequence's window */
         int R = 0;
         for (int b = 0; b < n_seqs; b++) {
@@ -358,6 +361,15 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
             seq_state *q = &ss[b];
             if (last_row[b] < 0) continue;
             const float *lg = logits + (size_t)k++ * V;
+            /* weights are checked at load: a non-finite logit is an overflow
+             * in the forward pass, and sampling from it would be garbage */
+            size_t bad = first_nonfinite(lg, (size_t)V);
+            if (bad < (size_t)V) {
+                rc = lmp_error("%s: generation step %d (sequence %d): the logit of token %zu is %s "
+                               "(the forward pass overflowed)", m->source, step, b, bad,
+                               isnan(lg[bad]) ? "NaN" : lg[bad] > 0 ? "+Inf" : "-Inf");
+                break;
+            }
             int tok = choose_token(lg, V, q->seen, &o, &q->rng, work, cands);
             q->toks[q->n++] = tok;
             q->seen[tok] = 1;
@@ -379,5 +391,5 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
     free(logits);
     free(work);
     free(cands);
-    return 0;
+    return rc;
 }

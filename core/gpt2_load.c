@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gpt2_priv.h"
+#include "nn.h"
 
 #define LLMC_MAGIC 20240326
 #define LLMC_HEADER_INTS 256
@@ -33,6 +34,44 @@ static int json_int_key(json_t *root, const char *key, const char *path, int *ou
     json_int_t x = json_integer_value(v);
     if (x < 0 || x > 0x7fffffff) return lmp_error("%s: key \"%s\" out of range", path, key);
     *out = (int)x;
+    return 0;
+}
+
+/* Keys of GPT2Config that change the forward pass, with the one value the
+ * kernels implement (HF's default).  A checkpoint that asks for another is
+ * refused rather than run with the wrong math.  reorder_and_upcast_attn is
+ * not here: it only makes HF compute attention scores in fp32, which lmpipe
+ * always does. */
+static int check_math_keys(json_t *root, const char *path)
+{
+    static const struct { const char *key; int want; const char *why; } flags[] = {
+        { "scale_attn_weights", 1, "attention scores are always scaled by 1/sqrt(head size)" },
+        { "scale_attn_by_inverse_layer_idx", 0, "attention scores are never scaled by 1/(layer index + 1)" },
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        json_t *v = json_object_get(root, flags[i].key);
+        if (!v || json_is_null(v)) continue;
+        if (!json_is_boolean(v))
+            return lmp_error("%s: key \"%s\" is not true or false", path, flags[i].key);
+        if (json_is_true(v) != flags[i].want)
+            return lmp_error("%s: %s %s not supported (%s)", path, flags[i].key,
+                             flags[i].want ? "false" : "true", flags[i].why);
+    }
+    json_t *upcast = json_object_get(root, "reorder_and_upcast_attn");
+    if (upcast && !json_is_null(upcast) && !json_is_boolean(upcast))
+        return lmp_error("%s: key \"reorder_and_upcast_attn\" is not true or false", path);
+    return 0;
+}
+
+/* n_inner (null: 4 * n_embd) sizes the MLP; the model has 4 * n_embd. */
+static int check_n_inner(json_t *root, const char *path, int n_embd)
+{
+    json_t *v = json_object_get(root, "n_inner");
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_integer(v)) return lmp_error("%s: key \"n_inner\" is not an integer or null", path);
+    if (json_integer_value(v) != 4 * (json_int_t)n_embd)
+        return lmp_error("%s: n_inner %lld not supported (only 4 * n_embd = %lld)", path,
+                         (long long)json_integer_value(v), 4 * (long long)n_embd);
     return 0;
 }
 
@@ -71,6 +110,7 @@ static int read_config_json(const char *path, lmp_gpt2_config *c)
         json_int_key(root, json_object_get(root, "n_positions") ? "n_positions" : "n_ctx", path,
                      &c->n_ctx))
         goto done;
+    if (check_math_keys(root, path) != 0 || check_n_inner(root, path, c->n_embd) != 0) goto done;
     json_t *eps = json_object_get(root, "layer_norm_epsilon");
     if (eps && !json_is_number(eps)) {
         lmp_error("%s: key \"layer_norm_epsilon\" is not a number", path);
@@ -107,7 +147,10 @@ static int config_from_metadata(const lmp_st *st, lmp_gpt2_config *c)
         meta_int(st, ctx_key, &c->n_ctx))
         return -1;
     const char *eps = lmp_st_metadata(st, "layer_norm_epsilon");
-    c->layer_norm_epsilon = eps ? strtof(eps, NULL) : 1e-5f;
+    double e = 1e-5;
+    if (eps && lmp_parse_double(eps, &e) != 0)
+        return lmp_error("%s: __metadata__ \"layer_norm_epsilon\": %s", lmp_st_path(st), lmp_errmsg());
+    c->layer_norm_epsilon = (float)e;
     if (lmp_gpt2_config_check(c, lmp_st_path(st)) != 0) return -1;
     return 1;
 }
@@ -184,6 +227,33 @@ static int st_param(lmp_gpt2 *m, lmp_st *st, const char *prefix, const char *nam
     return 0;
 }
 
+/* ------------------------------------------------------------ finite weights */
+
+/* Every weight must be finite: a NaN or infinity in a checkpoint would
+ * otherwise surface far from its cause, as token 0 generated forever or a
+ * NaN loss.  One vectorised pass over the floats; for a mapped F32 file it
+ * reads the file once at load, which the first forward would do anyway.
+ * Tensors are named as the file names them (prefix + HF name); llm.c files
+ * store the linear weights [out, in], so their index is given in that order. */
+static int check_finite(lmp_gpt2 *m, const char *file, const char *prefix, int llmc)
+{
+    int n, rc = 0;
+    gpt2_tensor *t = gpt2_tensors(m, &n);
+    for (int i = 0; i < n && !rc; i++) {
+        const float *x = *t[i].slot;
+        size_t at = first_nonfinite(x, t[i].n);
+        if (at == t[i].n) continue;
+        const char *what = isnan(x[at]) ? "NaN" : x[at] > 0 ? "+Inf" : "-Inf";
+        size_t idx = at;
+        if (llmc && strncmp(t[i].name, "h.", 2) == 0 && t[i].d1) /* [in, out] -> [out, in] */
+            idx = (at % (size_t)t[i].d1) * (size_t)t[i].d0 + at / (size_t)t[i].d1;
+        rc = lmp_error("%s: tensor \"%s%s\" has a non-finite value (%s) at index %zu", file, prefix,
+                       t[i].name, what, idx);
+    }
+    free(t);
+    return rc;
+}
+
 static int load_safetensors(const char *st_path, const char *config_path, const char *source,
                             lmp_gpt2 **out)
 {
@@ -247,6 +317,7 @@ static int load_safetensors(const char *st_path, const char *config_path, const 
             rc = lmp_error("%s: tensor \"%s\" present but the config has n_layer %d", st_path, extra,
                            c.n_layer);
     }
+    if (!rc) rc = check_finite(m, st_path, prefix, 0);
     const lmp_st_info *head = lmp_st_find(st, "lm_head.weight");
     if (!rc && head) { /* tied head: must repeat wte exactly */
         float *hw;
@@ -386,6 +457,10 @@ static int load_llmc(const char *path, lmp_gpt2 **out)
     }
     m->ln_f_w = lnfw;
     m->ln_f_b = lnfb;
+    if (check_finite(m, path, "", 1) != 0) {
+        lmp_gpt2_free(m);
+        return -1;
+    }
     *out = m;
     return 0;
 }

@@ -4,6 +4,9 @@
  */
 #include "config.h"
 
+#include <math.h>
+#include <string.h>
+
 #include "nn.h"
 
 #define NN_REAL float
@@ -12,3 +15,23 @@
 #define NN_GEMV cblas_sgemv
 #define NN_GELU_FAST /* the vectorisable float GELU */
 #include "nn_impl.h"
+
+size_t first_nonfinite(const float *x, size_t n)
+{
+    enum { BLOCK = 4096 };
+    for (size_t b = 0; b < n; b += BLOCK) {
+        const float *p = x + b;
+        size_t m = n - b < BLOCK ? n - b : BLOCK;
+        uint32_t bad = 0;
+        #pragma omp simd reduction(|:bad)
+        for (size_t i = 0; i < m; i++) {
+            uint32_t u;
+            memcpy(&u, &p[i], sizeof u); /* exponent all ones: NaN or infinity */
+            bad |= (u & 0x7fffffffu) >= 0x7f800000u;
+        }
+        if (bad)
+            for (size_t i = 0; i < m; i++)
+                if (!isfinite(p[i])) return b + i;
+    }
+    return n;
+}

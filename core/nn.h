@@ -190,6 +190,14 @@ float lmhead_xent_forward(const float *x, const float *wte, const int *targets,
 /* Generation: logits[V] = wte[V,C] @ x[C] for one position (the last). */
 void lmhead_logits(float *logits, const float *x, const float *wte, int C, int V);
 
+/* ------------------------------------------------------------ checks */
+
+/* Index of the first NaN or infinity in x[0..n), or n when every value is
+ * finite.  Loaders run it over every weight, so it is one pass that
+ * vectorises: blocks are tested with a branch-free OR of exponent masks and
+ * only a block that has a bad value is searched. */
+size_t first_nonfinite(const float *x, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

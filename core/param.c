@@ -4,7 +4,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -72,11 +71,8 @@ int lmp_param_parse(const lmp_param *p, const char *text, lmp_param_value *out)
         return 0;
     }
     case LMP_FLOAT: {
-        char *end;
-        errno = 0;
-        double v = strtod(text, &end);
-        if (!*text || *end || errno == ERANGE || !isfinite(v))
-            return lmp_error("'%s' is not a finite number", text);
+        double v;
+        if (lmp_parse_double(text, &v) != 0) return -1;
         if (bounded(p) && (v < p->min || v > p->max))
             return lmp_error("%s is out of range %s", text, range);
         out->f = v;

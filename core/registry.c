@@ -162,13 +162,42 @@ static int already_loaded(const char *base)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static int load_dir(const char *dir, int must_exist)
+/* A plugin runs as the user: code in a folder anyone can write to is anyone's
+ * code.  A world-writable folder without the sticky bit lets anyone replace
+ * a plugin: warn about the folder (once: callers pass `fresh` only for a
+ * folder not seen before).  Returns whether the folder is world-writable and
+ * sticky (/tmp), where others cannot replace our files but can add their
+ * own, so each file is looked at (check_file_writable). */
+static int check_dir_writable(const char *dir, int fresh)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !(sb.st_mode & S_IWOTH)) return 0;
+    if (sb.st_mode & S_ISVTX) return 1;
+    if (fresh) fprintf(stderr, "lmpipe: warning: plugin directory %s is world-writable; anyone can plant code there\n", dir);
+    return 0;
+}
+
+/* A plugin file anyone can rewrite, or, in a sticky world-writable folder,
+ * one that neither we nor root own (someone else put it there). */
+static void check_file_writable(const char *path, int sticky_dir)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) return; /* dlopen reports it */
+    if (sb.st_mode & S_IWOTH)
+        fprintf(stderr, "lmpipe: warning: plugin %s is world-writable; anyone can change its code\n", path);
+    else if (sticky_dir && sb.st_uid != geteuid() && sb.st_uid != 0)
+        fprintf(stderr, "lmpipe: warning: plugin %s belongs to another user (uid %ld) in a world-writable "
+                        "directory; anyone can plant code there\n", path, (long)sb.st_uid);
+}
+
+static int load_dir(const char *dir, int must_exist, int fresh)
 {
     DIR *d = opendir(dir);
     if (!d) {
         if (must_exist) return lmp_error("%s: plugin directory not found", dir);
         return 0;
     }
+    int sticky = check_dir_writable(dir, fresh);
     char **names = NULL;
     int n = 0;
     struct dirent *e;
@@ -185,6 +214,7 @@ static int load_dir(const char *dir, int must_exist)
     for (int i = 0; i < n; i++) {
         if (rc == 0 && !already_loaded(names[i])) {
             char *path = lmp_strfmt("%s/%s", dir, names[i]);
+            check_file_writable(path, sticky);
             rc = lmp_registry_load_file(path);
             free(path);
             loaded_names = reallocCheck(loaded_names, (size_t)(n_loaded + 1) * sizeof *loaded_names);
@@ -196,19 +226,21 @@ static int load_dir(const char *dir, int must_exist)
     return rc;
 }
 
-static void append_path(const char *dir)
+/* 1 if dir is new to the search path, 0 if it is there already */
+static int append_path(const char *dir)
 {
     /* each directory once: the message listing them stays readable */
     size_t n = strlen(dir);
     for (const char *p = search_path; p && *p;) {
         const char *colon = strchr(p, ':');
         size_t len = colon ? (size_t)(colon - p) : strlen(p);
-        if (len == n && strncmp(p, dir, n) == 0) return;
+        if (len == n && strncmp(p, dir, n) == 0) return 0;
         p = colon ? colon + 1 : NULL;
     }
     char *old = search_path;
     search_path = old ? lmp_strfmt("%s:%s", old, dir) : strdupCheck(dir);
     free(old);
+    return 1;
 }
 
 static int load_list(const char *list)
@@ -217,8 +249,8 @@ static int load_list(const char *list)
     int rc = 0;
     for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir && rc == 0;
          dir = strtok_r(NULL, ":", &save)) {
-        append_path(dir);
-        rc = load_dir(dir, 1);
+        int fresh = append_path(dir);
+        rc = load_dir(dir, 1, fresh);
     }
     free(copy);
     return rc;
@@ -232,11 +264,11 @@ int lmp_registry_load(const char *cli_path)
     const char *env = getenv("LMPIPE_PLUGIN_PATH");
     if (env && *env && load_list(env) != 0) return -1;
     if (lmp_running_from_build_tree()) {
-        append_path(LMP_BUILD_PLUGINDIR "/.libs");
-        if (load_dir(LMP_BUILD_PLUGINDIR "/.libs", 0) != 0) return -1;
+        int fresh = append_path(LMP_BUILD_PLUGINDIR "/.libs");
+        if (load_dir(LMP_BUILD_PLUGINDIR "/.libs", 0, fresh) != 0) return -1;
     }
-    append_path(LMP_PKGLIBDIR);
-    return load_dir(LMP_PKGLIBDIR, 0);
+    int fresh = append_path(LMP_PKGLIBDIR);
+    return load_dir(LMP_PKGLIBDIR, 0, fresh);
 }
 
 const char *lmp_registry_search_path(void) { return search_path ? search_path : ""; }

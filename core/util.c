@@ -5,7 +5,9 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
@@ -925,6 +927,27 @@ int lmp_is_close(const char *typed, const char *candidate, int *distance)
         d = lmp_edit_distance(typed, candidate);
     if (distance) *distance = d;
     return d <= limit;
+}
+
+/* ----------------------------------------------------------------- numbers */
+
+int lmp_parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    /* strtod skips leading blanks and stops at the first character it cannot
+     * use: the whole string must be the number */
+    if (!*s || isspace((unsigned char)*s) || end == s || *end) return lmp_error("'%s' is not a number", s);
+    if (isnan(v) || (isinf(v) && errno != ERANGE)) return lmp_error("'%s' is not a finite number", s);
+    if (errno == ERANGE && isinf(v))
+        return lmp_error("'%s' overflows (beyond %g, the largest double)", s, DBL_MAX);
+    /* ERANGE with a result at or below DBL_MIN: 0 or a subnormal, an
+     * approximation that has lost digits (glibc sets it for both) */
+    if (errno == ERANGE)
+        return lmp_error("'%s' underflows (nonzero, but below %g, the smallest normal double)", s, DBL_MIN);
+    *out = v;
+    return 0;
 }
 
 static uint64_t splitmix64(uint64_t *x)

@@ -157,6 +157,12 @@ int lmp_edit_distance(const char *a, const char *b);
  * only be a number above the limit). */
 int lmp_is_close(const char *typed, const char *candidate, int *distance);
 
+/* Parse all of s as a finite double (strtod's syntax, nothing before or
+ * after it).  The message, without location, says which way it is wrong:
+ * "'x' is not a number", "'nan' is not a finite number", "'1e400'
+ * overflows (...)", "'1e-400' underflows (...)". */
+int lmp_parse_double(const char *s, double *out);
+
 /* A small, fast, seedable RNG (xoshiro256**) whose full state can be saved. */
 typedef struct { uint64_t s[4]; } lmp_rng;
 void lmp_rng_seed(lmp_rng *r, uint64_t seed);

@@ -579,6 +579,93 @@ START_TEST(roundtrip_any_bytes)
 }
 END_TEST
 
+/* Encode text fed `chunk` bytes at a time through lmp_bpe_encode_stream,
+ * holding only what it hands back (in a buffer of exactly that size, so a
+ * read past it is a sanitizer error), and compare with one encode. */
+static void assert_stream_equals_whole(lmp_bpe *bpe, const char *text, size_t len, size_t chunk,
+                                       int flags)
+{
+    int *want, *ids = NULL;
+    size_t nw, n = 0, cap = 0, start = 0, have = 0;
+    ck_assert_int_eq(lmp_bpe_encode(bpe, text, len, flags, &want, &nw), 0);
+    for (;;) {
+        size_t add = len - start - have < chunk ? len - start - have : chunk, used;
+        have += add;
+        int final = start + have == len;
+        char *buf = mallocCheck(have ? have : 1);
+        memcpy(buf, text + start, have);
+        ck_assert_int_eq(lmp_bpe_encode_stream(bpe, buf, have, final, flags, &ids, &n, &cap, &used), 0);
+        free(buf);
+        ck_assert_uint_le(used, have);
+        ck_assert(final || have - used <= chunk + 64); /* short pieces: little held back */
+        start += used;
+        have -= used;
+        if (final) break;
+    }
+    ck_assert_uint_eq(have, 0);
+    size_t i = 0;
+    while (i < n && i < nw && ids[i] == want[i]) i++;
+    ck_assert_msg(i == n && i == nw, "chunk %zu, flags %d: ids differ at %zu of %zu/%zu", chunk, flags, i,
+                  n, nw);
+    free(ids);
+    free(want);
+}
+
+/* Cut anywhere (inside characters, contractions, whitespace runs before a
+ * word, "<|endoftext|>", runs of invalid bytes), the streamed ids are those
+ * of one encode. */
+START_TEST(stream_equals_whole)
+{
+    make_tmp();
+    lmp_bpe *bpe = trained();
+    lmp_rng rng;
+    lmp_rng_seed(&rng, 11);
+    static const char *const bits[] = { "the", " ", "   ", "\n", "\n\n", "'s", "'re", "'ll", "'ve", "'",
+                                        "it", "\xc3\xa9", "\xe3\x80\x80", "\xc2\x85", "\xf0\x9f\x98\x80",
+                                        "\xff", "\xc3", "\xe2\x82", "12", "<|endoftext|>", "<|endof", "!!",
+                                        "\t", "word", " x", "\r\n" };
+    char buf[2048];
+    for (int iter = 0; iter < 60; iter++) {
+        size_t len = 0, want = 200 + lmp_rng_u64(&rng) % 1500;
+        while (len < want) {
+            int k = (int)(lmp_rng_u64(&rng) % (sizeof bits / sizeof *bits));
+            size_t bl = strlen(bits[k]);
+            memcpy(buf + len, bits[k], bl);
+            len += bl;
+        }
+        for (size_t chunk = 1; chunk <= 24; chunk++) {
+            assert_stream_equals_whole(bpe, buf, len, chunk, 0);
+            assert_stream_equals_whole(bpe, buf, len, chunk, LMP_BPE_SPECIAL);
+        }
+        assert_stream_equals_whole(bpe, buf, len, 97, LMP_BPE_SPECIAL);
+        assert_stream_equals_whole(bpe, buf, len, len, 0);
+    }
+    char *prose = fixture("corpus/prose.txt"), *text;
+    size_t len;
+    ck_assert_int_eq(lmp_read_file(prose, 0, &text, &len), 0);
+    for (size_t chunk = 1; chunk <= 9; chunk++) assert_stream_equals_whole(bpe, text, len, chunk, 0);
+    assert_stream_equals_whole(bpe, text, len, 4096, 0);
+    /* a long pre-token is held back whole until it ends */
+    char *run = mallocCheck(5000);
+    memset(run, '!', 4970);
+    memcpy(run + 4970, " and the end of all of it, ok.", 30);
+    int *ids = NULL;
+    size_t n = 0, cap = 0, used;
+    ck_assert_int_eq(lmp_bpe_encode_stream(bpe, run, 4000, 0, 0, &ids, &n, &cap, &used), 0);
+    ck_assert_uint_eq(used, 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(lmp_bpe_encode_stream(bpe, run, 5000, 0, 0, &ids, &n, &cap, &used), 0);
+    /* "!!!...", " and", " the", " end"; " of" ends within 16 bytes of the end */
+    ck_assert_uint_eq(used, 4970 + 12);
+    free(ids);
+    free(run);
+    free(text);
+    free(prose);
+    lmp_bpe_free(bpe);
+    remove_tmp();
+}
+END_TEST
+
 START_TEST(special_token_and_decode_errors)
 {
     make_tmp();
@@ -830,6 +917,7 @@ int main(void)
     tcase_add_test(tc, train_matches_reference);
     tcase_add_test(tc, train_errors);
     tcase_add_test(tc, roundtrip_any_bytes);
+    tcase_add_test(tc, stream_equals_whole);
     tcase_add_test(tc, special_token_and_decode_errors);
     tcase_add_test(tc, cli_tokenize_detokenize);
     suite_add_tcase(s, tc);

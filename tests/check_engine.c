@@ -60,6 +60,17 @@ START_TEST(params_parse)
     free(v.text);
     ck_assert_int_eq(lmp_param_parse(&p_float, "nan", &v), -1);
     ck_assert_str_eq(lmp_errmsg(), "'nan' is not a finite number");
+    /* strict: the whole string, and underflow is not overflow or NaN */
+    ck_assert_int_eq(lmp_param_parse(&p_float, "1e-5xyz", &v), -1);
+    ck_assert_str_eq(lmp_errmsg(), "'1e-5xyz' is not a number");
+    ck_assert_int_eq(lmp_param_parse(&p_float, " 0.5", &v), -1);
+    ck_assert_str_eq(lmp_errmsg(), "' 0.5' is not a number");
+    ck_assert_int_eq(lmp_param_parse(&p_float, "1e-400", &v), -1);
+    ck_assert_str_eq(lmp_errmsg(), "'1e-400' underflows (nonzero, but below 2.22507e-308, the smallest normal double)");
+    ck_assert_int_eq(lmp_param_parse(&p_float, "-1e400", &v), -1);
+    ck_assert_str_eq(lmp_errmsg(), "'-1e400' overflows (beyond 1.79769e+308, the largest double)");
+    ck_assert_int_eq(lmp_param_parse(&p_float, "inf", &v), -1);
+    ck_assert_str_eq(lmp_errmsg(), "'inf' is not a finite number");
     ck_assert_int_eq(lmp_param_parse(&p_float, "1.5", &v), -1);
     ck_assert_str_eq(lmp_errmsg(), "1.5 is out of range [0, 1]");
     ck_assert_int_eq(lmp_param_parse(&p_bool, "Yes", &v), 0);

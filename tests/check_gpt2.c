@@ -272,6 +272,9 @@ START_TEST(sampling_options)
     o.top_p = 1e-6f;
     run_gen(m, &pa, &la, 1, &o, &c);
     for (int t = 0; t < 40; t++) ck_assert_int_eq(c.ids[0][t], want[t]);
+    o.top_p = 0; /* keeps the one most likely token, as HF's top-p warper */
+    run_gen(m, &pa, &la, 1, &o, &c);
+    for (int t = 0; t < 40; t++) ck_assert_int_eq(c.ids[0][t], want[t]);
 
     /* same seed, same sample; another seed, another sample */
     o = greedy_opts(40);
@@ -390,9 +393,27 @@ START_TEST(generate_errors)
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
     ERRMSG_EQ("%s: prompt 0: token id 101 at position 2 out of range [0, 101)", m->source);
     p[2] = 1;
-    o.top_p = 0;
+    o.top_p = -0.5f;
     ck_assert_int_eq(lmp_gpt2_generate(m, &pp, &n, 1, &o, NULL, NULL), -1);
-    ERRMSG_EQ("%s: top_p 0 must be in (0, 1]", m->source);
+    ERRMSG_EQ("%s: top_p -0.5 must be in [0, 1]", m->source);
+    lmp_gpt2_free(m);
+}
+END_TEST
+
+/* Every -1 of lmp_gpt2_loss says why: a bad target, a NaN loss. */
+START_TEST(loss_errors)
+{
+    lmp_gpt2 *m = load("tiny-hf");
+    int ids[4] = { 1, 2, 3, 4 }, tg[4] = { 2, 3, 101, -1 };
+    float mean;
+    ck_assert_int_eq(lmp_gpt2_loss(m, ids, tg, 2, 2, NULL, &mean), -1);
+    ERRMSG_EQ("%s: target 101 at [1,0] out of range [0, 101)", m->source);
+    tg[2] = 4;
+    ck_assert_int_eq(lmp_gpt2_loss(m, ids, tg, 2, 2, NULL, &mean), 0);
+    lmp_gpt2_own_params(m);
+    for (int i = 0; i < 32; i++) m->ln_f_b[i] = 3e38f; /* logits overflow */
+    ck_assert_int_eq(lmp_gpt2_loss(m, ids, tg, 2, 2, NULL, &mean), -1);
+    ERRMSG_EQ("%s: the loss is NaN: the forward pass overflowed (non-finite activations)", m->source);
     lmp_gpt2_free(m);
 }
 END_TEST
@@ -858,6 +879,7 @@ int main(void)
     tcase_add_test(tc, kv_cache_equals_full_recompute);
     tcase_add_test(tc, sampling_options);
     tcase_add_test(tc, generate_errors);
+    tcase_add_test(tc, loss_errors);
     tcase_add_test(tc, perplexity_matches_reference);
     tcase_add_test(tc, save_load_round_trip);
     tcase_add_test(tc, adapters_hook_every_linear);

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -826,6 +827,32 @@ START_TEST(lmhead_vs_unfused)
 }
 END_TEST
 
+/* first_nonfinite: NaN and both infinities found at their index, in the
+ * first block, across a block boundary and in a short tail. */
+START_TEST(nonfinite_scan)
+{
+    size_t n = 3 * 4096 + 17;
+    float *x = mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)i - 5000.0f;
+    x[7] = FLT_MAX;
+    ck_assert_uint_eq(first_nonfinite(x, n), n);
+    ck_assert_uint_eq(first_nonfinite(x, 0), 0);
+    const size_t at[] = { 0, 4095, 4096, n - 1 };
+    const float bad[] = { NAN, INFINITY, -INFINITY };
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
+        for (size_t k = 0; k < 3; k++) {
+            float keep = x[at[i]];
+            x[at[i]] = bad[k];
+            ck_assert_uint_eq(first_nonfinite(x, n), at[i]);
+            x[n - 1] = NAN; /* a later one does not matter */
+            ck_assert_uint_eq(first_nonfinite(x, n), at[i]);
+            x[n - 1] = (float)(n - 1) - 5000.0f;
+            x[at[i]] = keep;
+        }
+    free(x);
+}
+END_TEST
+
 START_TEST(lmhead_errors)
 {
     float x[4] = { 0 }, w[6] = { 0 }, s[6], dx[4], l[2] = { 5, 5 };
@@ -865,6 +892,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, lmhead_fd);
     tcase_add_test(tc, lmhead_vs_unfused);
     tcase_add_test(tc, lmhead_errors);
+    tcase_add_test(tc, nonfinite_scan);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -87,11 +87,13 @@ static int gpt2_run(lmp_stage *st)
 /* -------------------------------------------------------------- generate */
 
 static const lmp_param gen_params[] = {
-    {"prompt", LMP_STRING, "The meaning of life is", LMP_UNBOUNDED, NULL, "the text to continue"},
+    {"prompt", LMP_STRING, "The meaning of life is", LMP_UNBOUNDED, NULL,
+     "the text to continue (empty: start from <|endoftext|>, as GPT-2's unconditional samples)"},
     {"max_new_tokens", LMP_INT, "64", 1, 1 << 20, NULL, "tokens to generate (stops early at <|endoftext|>)"},
     {"temperature", LMP_FLOAT, "0.8", 0, 100, NULL, "softmax temperature (0: greedy)"},
     {"top_k", LMP_INT, "40", 0, 1 << 20, NULL, "sample among the k most likely tokens (0: off)"},
-    {"top_p", LMP_FLOAT, "1", 0, 1, NULL, "nucleus sampling: smallest set with this much probability (1: off)"},
+    {"top_p", LMP_FLOAT, "1", 0, 1, NULL,
+     "nucleus sampling: smallest set with this much probability (1: off; 0: only the most likely token)"},
     {"repetition_penalty", LMP_FLOAT, "1", 0.01, 100, NULL, "CTRL-style penalty on tokens already present (1: off)"},
     {"samples", LMP_INT, "1", 1, 256, NULL, "continuations to generate (batched)"},
     {"stream", LMP_BOOL, "true", LMP_UNBOUNDED, NULL, "print the first continuation to stdout as it is generated"},
@@ -135,9 +137,16 @@ static int generate_run(lmp_stage *st)
     int *pids;
     size_t plen;
     if (lmp_bpe_encode(lm->tok->bpe, prompt, strlen(prompt), 0, &pids, &plen) != 0) return -1;
+    /* An empty prompt passes --check, so it must run: like GPT-2's
+     * unconditional samples it starts from <|endoftext|>, the token that
+     * precedes every document in training. */
     if (plen == 0) {
-        free(pids);
-        return lmp_error("the prompt is empty");
+        if (lmp_bpe_eot(lm->tok->bpe) < 0) {
+            free(pids);
+            return lmp_error("the prompt is empty and the vocabulary has no <|endoftext|> token to start from");
+        }
+        pids[0] = lmp_bpe_eot(lm->tok->bpe);
+        plen = 1;
     }
     if ((int)plen > lm->model->config.n_ctx) {
         free(pids);

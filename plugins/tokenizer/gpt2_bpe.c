@@ -43,8 +43,11 @@ static int tokenize_dataset(lmp_stage *st, lmp_tokenizer *tok, lmp_dataset *d)
     int max_len = (int)lmp_param_int(st, "max_len"), left = strcmp(lmp_param_str(st, "truncation"), "left") == 0;
     int flags = lmp_param_bool(st, "special") ? LMP_BPE_SPECIAL : 0;
     int pad = (int)lmp_param_int(st, "pad_id"), V = lmp_bpe_vocab_size(tok->bpe);
-    if (pad < 0) pad = lmp_bpe_eot(tok->bpe);
-    if (pad < 0 || pad >= V) return lmp_error("pad_id %d is not in the vocabulary [0, %d)", pad, V);
+    const char *vocab = lmp_bpe_source(tok->bpe);
+    if (pad < 0 && (pad = lmp_bpe_eot(tok->bpe)) < 0) /* the default names what is missing */
+        return lmp_error("%s has no '<|endoftext|>' token to pad with; set pad_id to one of its ids, 0 to %d",
+                         vocab, V - 1);
+    if (pad >= V) return lmp_error("pad_id %d is not in the vocabulary %s (ids 0 to %d)", pad, vocab, V - 1);
     long total = 0, cut = 0, tokens = 0, done = 0;
     for (int s = 0; s < d->nsplits; s++) total += d->splits[s].n;
     for (int s = 0; s < d->nsplits; s++) {

@@ -4,7 +4,8 @@
  * whitespace runs, "<|endoftext|>" inside text.  Property: encoding never
  * fails, every id is in the vocabulary, and decoding gives back exactly the
  * input bytes — with and without the special token, cached and not, and
- * when the text arrives split in two documents (encode_append).
+ * when the text arrives split in two documents (encode_append); and fed
+ * in chunks to the streaming encoder, the ids of one encode.
  */
 #include "config.h"
 
@@ -65,6 +66,23 @@ int fuzz_tokenizer(const uint8_t *data, size_t size)
     if (lmp_bpe_encode(gpt2, text, size, 0, &a, &na) != 0 || lmp_bpe_encode(gpt2_nocache, text, size, 0, &b, &nb) != 0)
         fuzz_fail("tokenizer", "encode failed: %s", lmp_errmsg());
     if (na != nb || memcmp(a, b, na * sizeof *a) != 0) fuzz_fail("tokenizer", "cached and uncached ids differ");
+    /* streamed in chunks of 1 + the first byte % 32 bytes: the same ids */
+    size_t chunk = size ? 1 + data[0] % 32 : 1, start = 0, have = 0, used;
+    int flags = size > 1 && (data[1] & 1) ? LMP_BPE_SPECIAL : 0;
+    ids = NULL, n = 0, cap = 0;
+    for (int final = 0; !final;) {
+        have += size - start - have < chunk ? size - start - have : chunk;
+        final = start + have == size;
+        if (lmp_bpe_encode_stream(gpt2, text + start, have, final, flags, &ids, &n, &cap, &used) != 0)
+            fuzz_fail("tokenizer", "encode_stream failed: %s", lmp_errmsg());
+        start += used;
+        have -= used;
+    }
+    free(a);
+    if (lmp_bpe_encode(gpt2, text, size, flags, &a, &na) != 0) fuzz_fail("tokenizer", "encode failed: %s", lmp_errmsg());
+    if (have || na != n || (na && memcmp(a, ids, na * sizeof *a) != 0))
+        fuzz_fail("tokenizer", "streamed in chunks of %zu (flags %d): other ids than one encode", chunk, flags);
+    free(ids);
     free(a);
     free(b);
     return 0;
