@@ -518,7 +518,9 @@ int lmp_store_stage_begin(lmp_store *s, int64_t run_id, const char *stage, const
 {
     return run_stmt(s,
                     "UPDATE stages SET status = 'running', cache_key = ?,"
-                    " started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE run_id = ? AND stage = ?",
+                    " started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE run_id = ? AND stage = ?"
+                    /* another MPI rank may have failed this stage already */
+                    " AND status <> 'failed'",
                     "tit", cache_key, run_id, stage);
 }
 
