@@ -2,7 +2,7 @@
 
 # The OpenBLAS kernels this CPU's vector width allows, as an
 # OPENBLAS_CORETYPE value (SkylakeX, Haswell), or nothing: what lmpipe's
-# core/blasenv.c selects for itself, for running a peer on the same kernels.
+# core/base/blasenv.c selects for itself, for running a peer on the same kernels.
 best_coretype() {
     case " $(grep -m1 '^flags' /proc/cpuinfo || true) " in
         *" avx512f "*) echo SkylakeX ;;

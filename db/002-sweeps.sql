@@ -1,5 +1,5 @@
 -- db/002-sweeps.sql — schema version 2: parameter sweeps (`lmpipe sweep`).
--- Applied after schema.sql (version 1) by core/store.c, to new and old
+-- Applied after schema.sql (version 1) by core/engine/store.c, to new and old
 -- databases alike.
 
 -- One row per `lmpipe sweep`: the pipeline and the grid it expanded.

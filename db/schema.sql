@@ -1,7 +1,7 @@
 -- db/schema.sql — the lmpipe experiment store, schema version 1.
 -- Every `lmpipe run` writes here; query it with `lmpipe sql` or the sqlite3 shell.
 -- The version is PRAGMA user_version; later versions append migrations to
--- core/store.c and never edit a released one.
+-- core/engine/store.c and never edit a released one.
 
 CREATE TABLE experiments (
     id          INTEGER PRIMARY KEY,

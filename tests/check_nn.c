@@ -1,7 +1,7 @@
 /*
  * check_nn.c — the kernels of nn.h.
  *
- * The kernel source (core/nn_impl.h) is compiled here a second time in double
+ * The kernel source (core/nn/nn_impl.h) is compiled here a second time in double
  * precision (names with _f64, cblas_dgemm).  For every kernel:
  *   - the forward is compared with an independent naive reference or known values;
  *   - in double, the backward is checked against central finite differences of

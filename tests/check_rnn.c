@@ -1,8 +1,8 @@
 /*
- * check_rnn.c — the RNN classifier (core/rnn.h) and the distillation loss
- * (kd_loss_forward_backward in core/nn.h).
+ * check_rnn.c — the RNN classifier (core/kit/rnn.h) and the distillation loss
+ * (kd_loss_forward_backward in core/nn/nn.h).
  *
- * The RNN's forward/backward source (core/rnn_impl.h) and the nn kernels are
+ * The RNN's forward/backward source (core/nn/rnn_impl.h) and the nn kernels are
  * compiled here a second time in double precision (names with _f64):
  *   - every gradient of every cell (elman, gru, lstm), one-layer and
  *     two-layer bidirectional, each pooling, with and without dropout,

@@ -19,7 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 # the shipped corpus is gzip-compressed: both tokenizers read the plain text
 text=${1:-$data/corpus/state-of-the-union.txt}
 if [ ! -r "$text" ] && [ -r "$text.gz" ]; then gzip -dc "$text.gz" > "$tmp/text.txt" && text=$tmp/text.txt; fi
-cc -O2 -I"$top/core" -I"$top" "$top/bench/bpe/bench_bpe.c" -L"$top/core/.libs" -llmpipe \
+cc -O2 -I"$top/core/base" -I"$top/core/nn" -I"$top/core/engine" -I"$top/core/kit" -I"$top" "$top/bench/bpe/bench_bpe.c" -L"$top/core/.libs" -llmpipe \
    -Wl,-rpath,"$top/core/.libs" -o "$tmp/bench_bpe"
 
 # run NAME COMMAND...: 3 runs; each appends "load enc dec bytes tokens rss_kb" to $tmp/NAME

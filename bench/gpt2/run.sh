@@ -20,7 +20,7 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 
 [ -f "$top/core/.libs/liblmpipe.so" ] || { echo "run.sh: build the tree first (make)" >&2; exit 1; }
 mkdir -p "$work"
-cc -O2 -march=native -ffast-math -fopenmp -I"$top/core" -I"$top" "$top/bench/gpt2/bench_gen.c" \
+cc -O2 -march=native -ffast-math -fopenmp -I"$top/core/base" -I"$top/core/nn" -I"$top/core/engine" -I"$top/core/kit" -I"$top" "$top/bench/gpt2/bench_gen.c" \
    -o "$work/bench_gen" -L"$top/core/.libs" -llmpipe -lopenblas -lm -Wl,-rpath,"$top/core/.libs"
 [ -f "$work/hf/model.safetensors" ] || { echo "making random 124M weights in $work ..."; $py "$top/bench/gpt2/peer.py" make "$work"; }
 

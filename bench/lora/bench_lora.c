@@ -12,7 +12,7 @@
  *                                     shape, for the fraction of peak
  * Prints "key value" lines, the OpenBLAS kernel family among them.  Like the
  * lmpipe command, it first makes OpenBLAS use the right kernels for the CPU
- * (core/blasenv.h) unless OPENBLAS_CORETYPE is set.
+ * (core/base/blasenv.h) unless OPENBLAS_CORETYPE is set.
  */
 #include <cblas.h>
 #include <math.h>

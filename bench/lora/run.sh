@@ -10,7 +10,7 @@
 #
 # Two settings: (1) both on the same, best OpenBLAS kernels for this CPU
 # (OPENBLAS_CORETYPE forced for both); (2) as each ships: lmpipe selects
-# those kernels itself (core/blasenv.h, re-exec), PyTorch keeps what Debian's
+# those kernels itself (core/base/blasenv.h, re-exec), PyTorch keeps what Debian's
 # OpenBLAS picks on its own (the generic Prescott kernels on CPUs it does not
 # know — see bench/sgemm).
 #
@@ -28,7 +28,7 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 
 [ -f "$top/core/.libs/liblmpipe.so" ] || { echo "run.sh: build the tree first (make)" >&2; exit 1; }
 mkdir -p "$work"
-cc -O2 -march=native -fopenmp -I"$top/core" -I"$top" "$top/bench/lora/bench_lora.c" \
+cc -O2 -march=native -fopenmp -I"$top/core/base" -I"$top/core/nn" -I"$top/core/engine" -I"$top/core/kit" -I"$top" "$top/bench/lora/bench_lora.c" \
    -o "$work/bench_lora" -L"$top/core/.libs" -llmpipe -lopenblas -lm -Wl,-rpath,"$top/core/.libs"
 [ -f "$work/hf/model.safetensors" ] || { echo "making random 124M weights in $work ..."; $py "$top/bench/gpt2/peer.py" make "$work"; }
 

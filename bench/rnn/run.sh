@@ -30,7 +30,7 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 [ -f "$top/core/.libs/liblmpipe.so" ] || { echo "run.sh: build the tree first (make)" >&2; exit 1; }
 [ -r "$data/cola/in_domain_train.tsv" ] || { echo "run.sh: no CoLA in $data/cola" >&2; exit 1; }
 mkdir -p "$work"
-cc -O2 -I"$top/core" -I"$top" "$top/bench/rnn/dump_ids.c" -o "$work/dump_ids" \
+cc -O2 -I"$top/core/base" -I"$top/core/nn" -I"$top/core/engine" -I"$top/core/kit" -I"$top" "$top/bench/rnn/dump_ids.c" -o "$work/dump_ids" \
    -L"$top/core/.libs" -llmpipe -Wl,-rpath,"$top/core/.libs"
 "$work/dump_ids" "$data/cola/in_domain_train.tsv" "$top/data/gpt2" 64 "$work/ids.txt"
 cat > "$work/epoch.pipe" <<P

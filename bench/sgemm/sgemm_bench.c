@@ -29,7 +29,7 @@ static int cmp(const void *a, const void *b)
 typedef struct {
     const char *what;
     int M, K, N;    /* C[M,N] = op(A)[M,K] @ op(B)[K,N] */
-    int ta, tb;     /* transposes as the kernels in core/nn_impl.h issue them */
+    int ta, tb;     /* transposes as the kernels in core/nn/nn_impl.h issue them */
 } shape;
 
 static const shape shapes[] = {

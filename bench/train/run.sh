@@ -10,7 +10,7 @@
 #   make && bench/train/run.sh [reps] [B] [T]
 #
 # lmpipe runs with the settings the lmpipe command applies to itself
-# (core/blasenv.c): OMP_WAIT_POLICY=PASSIVE and, where OpenBLAS would fall
+# (core/base/blasenv.c): OMP_WAIT_POLICY=PASSIVE and, where OpenBLAS would fall
 # back to its generic kernel, OPENBLAS_CORETYPE for the CPU's vector width;
 # PyTorch uses its own bundled kernels (oneDNN / MKL) either way.
 set -eu
@@ -21,7 +21,7 @@ reps=${1:-3} B=${2:-4} T=${3:-64}
 [ -f "$top/core/.libs/liblmpipe.so" ] || { echo "run.sh: build first (make)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cc -O2 -std=gnu11 -I"$top/core" -I"$top" "$here/train_bench.c" -L"$top/core/.libs" -llmpipe \
+cc -O2 -std=gnu11 -I"$top/core/base" -I"$top/core/nn" -I"$top/core/engine" -I"$top/core/kit" -I"$top" "$here/train_bench.c" -L"$top/core/.libs" -llmpipe \
    -Wl,-rpath,"$top/core/.libs" -o "$tmp/train_bench"
 cc -O2 -std=gnu11 -o "$tmp/sgemm_bench" "$top/bench/sgemm/sgemm_bench.c" $(pkg-config --cflags --libs openblas)
 

@@ -8,9 +8,9 @@
  *              the predicted-label distribution, and a predictions TSV
  *
  * Everything that can be checked before the first forward pass is checked
- * first (split, tokenization, labels, vocabulary: core/batch.c's checks, the
+ * first (split, tokenization, labels, vocabulary: core/kit/batch.c's checks, the
  * same as train's), so a bad wiring fails at once with a message saying what
- * to change.  Batching is core/batch.c's too: right-padded with the pad id,
+ * to change.  Batching is core/kit/batch.c's too: right-padded with the pad id,
  * T = the longest row of the batch, rows cut to the classifier's max_len at
  * the end the tokenizer cut.
  */
@@ -177,7 +177,7 @@ static int eval_run(lmp_stage *st)
     float *probs = mallocCheck((size_t)n * (size_t)K * sizeof *probs);
     int rc = 0;
     double t0 = lmp_now();
-    /* one batch at a time through core/batch.c, on a view of the split, for progress */
+    /* one batch at a time through core/kit/batch.c, on a view of the split, for progress */
     for (int b0 = 0; b0 < n && rc == 0; b0 += batch) {
         int B = n - b0 < batch ? n - b0 : batch;
         lmp_split view = *s;

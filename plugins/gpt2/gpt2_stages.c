@@ -1,5 +1,5 @@
 /*
- * gpt2_stages.c — the "gpt2" plugin: thin stages over core/gpt2.h.
+ * gpt2_stages.c — the "gpt2" plugin: thin stages over core/nn/gpt2.h.
  *
  *   gpt2        a language model from a checkpoint (HF folder, .safetensors,
  *               llm.c .bin) or, with model=default, lmpipe's own default base

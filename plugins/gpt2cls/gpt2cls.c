@@ -1,6 +1,6 @@
 /*
  * gpt2cls.c — the "gpt2-classifier" plugin: a GPT-2 body with a sequence
- * classification head (core/gpt2_classifier.h), as Hugging Face's
+ * classification head (core/kit/gpt2_classifier.h), as Hugging Face's
  * GPT2ForSequenceClassification.
  *
  *   gpt2-classifier   base=PATH num_labels=2 head_init_std=0.02 [@tokenizer=...]

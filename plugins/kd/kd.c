@@ -7,10 +7,10 @@
  *
  * The loss of a batch is
  *   alpha * CE(gold, student) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T))
- * (Hinton et al. 2015; core/nn.h's kd_loss_forward_backward takes log-
+ * (Hinton et al. 2015; core/nn/nn.h's kd_loss_forward_backward takes log-
  * softmaxes of both sides), or with loss=mse the squared distance of the
  * logit vectors in place of the second term (Tang et al. 2019).  The
- * training loop is core/fit.c's, the same as train's, with the same
+ * training loop is core/kit/fit.c's, the same as train's, with the same
  * parameters and per-epoch metrics; per step it also logs the parts
  * `ce_loss` and `kd_loss`.
  *
@@ -29,7 +29,7 @@
  * reads nor writes the cache).  The teacher's digest covers all its
  * weights: a loaded teacher's includes the base checkpoint it refers to
  * (clfio.c), one trained in the pipeline derives from the stage keys, which
- * hash its base checkpoint's files (by content up to 64 MiB, core/run.c).
+ * hash its base checkpoint's files (by content up to 64 MiB, core/engine/run.c).
  */
 #include "config.h"
 

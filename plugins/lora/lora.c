@@ -1,6 +1,6 @@
 /*
  * lora.c — the "lora" plugin: LoRA adapters on a classifier's linear layers
- * (core/lora.h), and folding them back into the base weights.
+ * (core/nn/lora.h), and folding them back into the base weights.
  *
  *   lora        freeze the base, attach fresh LoRA (or load=PEFT folder), log
  *               the trainable-parameter count as PEFT's print_trainable_parameters

@@ -194,7 +194,7 @@ static int evaluate(lmp_stage *st, lmp_gpt2 *m, const int *val, size_t nval, int
 /* Check time: a shape whose training cannot fit in memory is refused before
  * the tokenizer is even trained.  What is sure to be needed: the weights,
  * their gradients and AdamW's two moments (4 floats per parameter), and the
- * forward activations of one micro-batch (core/gpt2.h, lmp_gpt2_acts:
+ * forward activations of one micro-batch (core/nn/gpt2.h, lmp_gpt2_acts:
  * 18 C + NH T floats per token and layer); the vocabulary is not known yet,
  * so it counts as 256 (the byte alphabet every BPE vocabulary has). */
 static int check(lmp_stage *st)

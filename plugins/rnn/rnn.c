@@ -1,6 +1,6 @@
 /*
  * rnn.c — the "rnn" plugin: stage `rnn` makes a fresh recurrent classifier
- * (core/rnn.h: embedding, Elman / GRU / LSTM layers, pooling, linear head),
+ * (core/kit/rnn.h: embedding, Elman / GRU / LSTM layers, pooling, linear head),
  * to be trained by `train` or distilled into by `kd`.
  *
  *   rnn  cell=elman|gru|lstm embed=256 hidden=256 layers=1 bidirectional=false

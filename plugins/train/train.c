@@ -1,9 +1,9 @@
 /*
  * train.c — the "train" plugin: supervised training of any classifier
- * (core/classifier.h: GPT-2 + adapters + head, the RNN student, ...) on a
+ * (core/kit/classifier.h: GPT-2 + adapters + head, the RNN student, ...) on a
  * tokenized dataset.
  *
- * The loop is core/fit.c's, shared with the kd stage: one optimizer step
+ * The loop is core/kit/fit.c's, shared with the kd stage: one optimizer step
  * per `batch` examples (split into `accumulate` micro-batches), cross-entropy
  * loss, Adam or AdamW with an optional warmup + decay schedule and
  * global-norm clipping, examples shuffled by the run's seed, and after every

@@ -1,5 +1,5 @@
 /*
- * fuzz_bpe_load.c — loading a vocabulary and its merges (core/bpe.h
+ * fuzz_bpe_load.c — loading a vocabulary and its merges (core/nn/bpe.h
  * lmp_bpe_load) from arbitrary bytes: the input up to its first NUL byte is
  * vocab.json, the rest merges.txt.  Properties: no crash, leak or hang; a
  * rejected pair leaves a one-line message; an accepted vocabulary (ordered or

@@ -1,5 +1,5 @@
 /*
- * fuzz_cola.c — the CoLA TSV reader (core/dataset.h lmp_cola_read) on
+ * fuzz_cola.c — the CoLA TSV reader (core/kit/dataset.h lmp_cola_read) on
  * arbitrary bytes.  Properties: no crash or leak; a rejected file leaves a
  * one-line message and the split untouched; an accepted one gives one
  * example per line, each a valid UTF-8 sentence with label 0 or 1.

@@ -1,5 +1,5 @@
 /*
- * fuzz_gpt2.c — GPT-2 checkpoint loading (core/gpt2.h lmp_gpt2_load) on
+ * fuzz_gpt2.c — GPT-2 checkpoint loading (core/nn/gpt2.h lmp_gpt2_load) on
  * arbitrary bytes: the first byte picks llm.c's .bin format (even) or a bare
  * .safetensors file with its config in __metadata__ (odd); the rest is the
  * file.  Properties: no crash, no out-of-bounds read, no leak; a model that

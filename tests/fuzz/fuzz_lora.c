@@ -1,5 +1,5 @@
 /*
- * fuzz_lora.c — reading a PEFT adapter folder (core/lora.h lmp_lora_load)
+ * fuzz_lora.c — reading a PEFT adapter folder (core/nn/lora.h lmp_lora_load)
  * whose adapter_config.json is arbitrary bytes, next to the fixture's
  * adapter_model.safetensors, onto the tiny GPT-2 classifier.  Properties: no
  * crash, leak or hang (target_modules may be any regex); a rejected config

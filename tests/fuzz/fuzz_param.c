@@ -1,5 +1,5 @@
 /*
- * fuzz_param.c — typed parameter parsing (core/param.h) on arbitrary text:
+ * fuzz_param.c — typed parameter parsing (core/engine/param.h) on arbitrary text:
  * the first byte picks a declaration (every type, bounded and unbounded),
  * the rest is the value.  Properties: an accepted value's canonical text
  * parses again to the same value and the same text (what the params table

@@ -1,5 +1,5 @@
 /*
- * fuzz_safetensors.c — the safetensors reader (core/safetensors.h) on
+ * fuzz_safetensors.c — the safetensors reader (core/nn/safetensors.h) on
  * arbitrary bytes, through a scratch file since the reader maps its file.
  * Properties: no crash or out-of-bounds read; an accepted file's tensors lie
  * inside the file, tile its data region, and every byte of every tensor can

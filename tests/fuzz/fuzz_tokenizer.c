@@ -1,5 +1,5 @@
 /*
- * fuzz_tokenizer.c — GPT-2's tokenizer (core/bpe.h, the shipped
+ * fuzz_tokenizer.c — GPT-2's tokenizer (core/nn/bpe.h, the shipped
  * data/gpt2 vocabulary) on arbitrary bytes: invalid UTF-8, NULs, huge
  * whitespace runs, "<|endoftext|>" inside text.  Property: encoding never
  * fails, every id is in the vocabulary, and decoding gives back exactly the

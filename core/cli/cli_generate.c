@@ -44,7 +44,7 @@ static const char ppl_usage[] =
     "  tokens (default n_ctx/2); each token is scored once.  The last line is\n"
     "  nll=<mean nats> ppl=<exp(nll)> tokens=<scored>.\n";
 
-/* "lmpipe CMD: message" then the usage, exit status 2 (as core/cli.c) */
+/* "lmpipe CMD: message" then the usage, exit status 2 (as core/cli/cli.c) */
 static int usage_error(const char *usage, const char *fmt, const char *arg)
 {
     fprintf(stderr, "lmpipe %s: ", usage == gen_usage ? "generate" : "perplexity");

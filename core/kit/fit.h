@@ -1,6 +1,6 @@
 /*
  * fit.h — the supervised training loop every classifier-training stage
- * shares (train, kd): batching through core/batch.c, micro-batches, the
+ * shares (train, kd): batching through core/kit/batch.c, micro-batches, the
  * loss (cross-entropy, or the stage's own), global-norm clipping, Adam or
  * AdamW under a warmup + decay schedule, the non-finite policy, an
  * evaluation on the dev split after every epoch, early stopping and

@@ -1,7 +1,7 @@
 /*
  * nn_impl.h — the bodies of the kernels declared in nn.h, written once over a
  * `real` type.  Not a public header: it is included by
- *   core/nn.c        with NN_REAL float,  names as in nn.h, cblas_sgemm;
+ *   core/nn/nn.c        with NN_REAL float,  names as in nn.h, cblas_sgemm;
  *   tests/check_nn.c with NN_REAL double, names with _f64,  cblas_dgemm,
  * so the tests can check every backward kernel against central finite
  * differences in double precision, and the float kernels against the double

@@ -37,7 +37,7 @@ typedef struct {
     int truncate_left;   /* rows longer than max_len lost their start, not their end
                           * (gpt2-bpe truncation=left); a later cut to a shorter
                           * length (a classifier's context, train's max_len) cuts
-                          * the same end (core/batch.c).  Last, so the fields
+                          * the same end (core/kit/batch.c).  Last, so the fields
                           * before keep their offsets for plugins built earlier */
 } lmp_dataset;
 

@@ -39,7 +39,7 @@ typedef struct {
 
 /* ------------------------------------------------------------ linear layers */
 
-/* The linear layers and their adapter hooks are core/adapter.h's; these names
+/* The linear layers and their adapter hooks are core/nn/adapter.h's; these names
  * remain for the GPT-2 code. */
 typedef lmp_linear lmp_gpt2_linear;
 typedef lmp_adapter lmp_gpt2_adapter;
@@ -175,7 +175,7 @@ typedef struct {
 int lmp_gpt2_perplexity(lmp_gpt2 *m, const int *ids, long n, int stride, lmp_gpt2_ppl *out);
 
 /* ------------------------------------------------------------ training
- * (core/gpt2_params.c, core/gpt2_backward.c)
+ * (core/nn/gpt2_params.c, core/nn/gpt2_backward.c)
  *
  * Parameters are registered in an lmp_params_group (optim.h) under Hugging
  * Face GPT2Model names: "wte.weight", "wpe.weight", "h.0.ln_1.weight",
@@ -287,7 +287,7 @@ typedef int (*lmp_gpt2_token_cb)(void *user, int seq, int token, const float *lo
 int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_lens, int n_seqs,
                       const lmp_gpt2_gen_opts *opts, lmp_gpt2_token_cb cb, void *user);
 
-/* ------------------------------------------------------------ CLI (core/cli_generate.c) */
+/* ------------------------------------------------------------ CLI (core/cli/cli_generate.c) */
 
 /* lmpipe generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [options] */
 int lmp_cli_generate(int argc, char **argv);

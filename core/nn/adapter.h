@@ -8,7 +8,7 @@
  * Every linear op of the model goes through lmp_linear_forward/backward, so
  * an attached adapter takes part in training, evaluation and generation
  * alike.  The model also asks every attached adapter to register its
- * trainable tensors when it builds its parameter group (core/optim.h), so the
+ * trainable tensors when it builds its parameter group (core/nn/optim.h), so the
  * trainer updates them with everything else.
  *
  * An adapter kind is a table of functions (lmp_adapter_ops).  A new kind is
@@ -46,7 +46,7 @@
  *         .params = ia3_params, .destroy = ia3_destroy };
  *
  *     // in a stage: attach to every layer the user's `targets` select
- *     lmp_adapter_host *h = c->adapters(c);        // core/classifier.h
+ *     lmp_adapter_host *h = c->adapters(c);        // core/kit/classifier.h
  *     unsigned char *sel = calloc(h->n_linears, 1);
  *     if (lmp_adapter_select(h, lmp_param_str(st, "targets"), sel) != 0) return -1;
  *     for (int i = 0; i < h->n_linears; i++)

@@ -1,11 +1,11 @@
 /*
- * gpt2_classifier.h — GPT-2 for sequence classification (core/classifier.h),
+ * gpt2_classifier.h — GPT-2 for sequence classification (core/kit/classifier.h),
  * as Hugging Face's GPT2ForSequenceClassification: the GPT-2 body, then a
  * linear head `score` [num_labels, C] without bias (nn.Linear layout) on
  * the final-LayerNorm hidden state of the last real token of each row
  * (position len[b] - 1; padded keys are masked in attention).
  *
- * Adapters (core/adapter.h) attach to the body's linear layers through
+ * Adapters (core/nn/adapter.h) attach to the body's linear layers through
  * c->adapters(c), whose host has prefix "transformer." (HF module names
  * "transformer.h.0.attn.c_attn").  The parameter group holds the body's
  * tensors under GPT2Model names (frozen when the host's freeze_base is set,

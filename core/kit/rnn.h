@@ -2,7 +2,7 @@
  * rnn.h — the recurrent sequence classifier (the course study's student):
  * token embedding, a stack of Elman / GRU / LSTM layers (optionally
  * bidirectional), pooling over the real tokens of each row, a linear head.
- * Classifier kind "rnn" (core/classifier.h), saved and loaded as a folder.
+ * Classifier kind "rnn" (core/kit/classifier.h), saved and loaded as a folder.
  *
  * The cells follow PyTorch's nn.RNN (tanh), nn.GRU and nn.LSTM exactly,
  * including the gate orders and the weight layout, so a state_dict copies

@@ -1,7 +1,7 @@
 /*
  * blasenv.h — settings that OpenBLAS and the OpenMP runtime read from the
  * environment only when they load, applied by re-executing the lmpipe
- * command once with them set (core/main.c calls this first thing).
+ * command once with them set (core/cli/main.c calls this first thing).
  */
 #ifndef LMP_BLASENV_H
 #define LMP_BLASENV_H

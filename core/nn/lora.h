@@ -1,5 +1,5 @@
 /*
- * lora.h — LoRA (Hu et al. 2021) as an adapter kind (core/adapter.h), with
+ * lora.h — LoRA (Hu et al. 2021) as an adapter kind (core/nn/adapter.h), with
  * the arithmetic and the files of Hugging Face PEFT:
  *
  *     out = x W + b + scaling * dropout(x) A^T B^T,   scaling = alpha / r

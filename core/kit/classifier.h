@@ -33,14 +33,14 @@ struct lmp_classifier {
      * forward with train=1. */
     int (*backward)(lmp_classifier *c, const float *dlogits);
     /* Every parameter tensor, trainable ones with grad/m/v memory allocated
-     * (core/optim.h); the trainer zeroes grads and steps the optimizer. */
+     * (core/nn/optim.h); the trainer zeroes grads and steps the optimizer. */
     lmp_params_group *(*params)(lmp_classifier *c);
     /* Save to a directory / load from one (the type's save/load use these).
      * The directory must contain classifier.json with at least {"kind": ...},
      * by which the type's load finds the kind's loader. */
     int (*save)(const lmp_classifier *c, const char *dir);
     void (*destroy)(lmp_classifier *c);
-    /* The model's linear layers, for adapter stages (core/adapter.h); NULL
+    /* The model's linear layers, for adapter stages (core/nn/adapter.h); NULL
      * (the member or its result) when the classifier has none. */
     lmp_adapter_host *(*adapters)(lmp_classifier *c);
 };
