@@ -46,6 +46,26 @@ int lmp_error(const char *fmt, ...)
 
 const char *lmp_errmsg(void) { return err_buf; }
 
+/* ------------------------------------------------------------ interruption */
+
+/* The signal that asked the process to stop (0: none).  Written by a signal
+ * handler, so a volatile sig_atomic_t and nothing else. */
+static volatile sig_atomic_t interrupt_sig;
+
+int lmp_interrupt_note(int sig)
+{
+    int before = interrupt_sig;
+    interrupt_sig = sig;
+    return before;
+}
+int lmp_interrupt_signal(void) { return interrupt_sig; }
+void lmp_interrupt_clear(void) { interrupt_sig = 0; }
+int lmp_interrupted(void) { return interrupt_sig != 0; }
+void lmp_set_interrupted(void)
+{
+    if (!interrupt_sig) interrupt_sig = SIGINT;
+}
+
 /* -------------------------------------------------------------- allocation */
 
 /* Set by the run executor while a stage runs (lmp_oom_set). */

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "lmpipe.h"
+#include "errors.h"
 
 /* Checked allocation: on failure print "out of memory (N bytes) at file:line"
  * and exit(1) -- or, while an out-of-memory hook is set, one line "out of

@@ -41,6 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -50,10 +52,7 @@ extern "C" {
 
 /* ---------------------------------------------------------------- errors */
 
-/* Set the calling thread's error message (printf-style); always returns -1. */
-int lmp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The last message set by lmp_error() on this thread ("" if none). */
-const char *lmp_errmsg(void);
+/* lmp_error, lmp_errmsg and lmp_interrupted: errors.h */
 
 /* ------------------------------------------------------------ parameters */
 
@@ -209,8 +208,6 @@ void lmp_info(lmp_stage *st, const char *fmt, ...) __attribute__((format(printf,
 void lmp_warn(lmp_stage *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Progress of a long loop: a bar with rate and ETA on a terminal, periodic lines otherwise. */
 void lmp_progress(lmp_stage *st, const char *what, int64_t done, int64_t total);
-/* Nonzero once SIGINT/SIGTERM arrived: long loops should stop and return -1. */
-int lmp_interrupted(void);
 
 #ifdef __cplusplus
 }

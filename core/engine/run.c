@@ -68,19 +68,9 @@ struct lmp_stage {
 
 /* ------------------------------------------------------------ signals */
 
-static volatile sig_atomic_t interrupted;
-
 static void on_signal(int sig)
 {
-    if (interrupted) _exit(128 + sig); /* second signal: stop now; the store reaps the run later */
-    interrupted = sig;
-}
-
-int lmp_interrupted(void) { return interrupted != 0; }
-
-void lmp_set_interrupted(void)
-{
-    if (!interrupted) interrupted = SIGINT;
+    if (lmp_interrupt_note(sig)) _exit(128 + sig); /* second signal: stop now; the store reaps the run later */
 }
 
 /* ------------------------------------------------------------ parameters */
@@ -626,7 +616,7 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
     } else {
         r = st.def->run(&st);
         lmp_progress_clear(&st.progress);
-        if (r == 0 && interrupted) r = lmp_error("interrupted");
+        if (r == 0 && lmp_interrupted()) r = lmp_error("interrupted");
         if (r != 0) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", *lmp_errmsg() ? lmp_errmsg() : "failed without a message");
@@ -640,7 +630,7 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
         }
         if (r == 0 && use_cache && lmp_dist_writer() && cache_store(&st) != 0)
             lmp_warn(&st, "could not cache the result: %s", lmp_errmsg());
-        *status = r == 0 ? "finished" : interrupted ? "interrupted" : "failed";
+        *status = r == 0 ? "finished" : lmp_interrupted() ? "interrupted" : "failed";
     }
     lmp_oom_set(prev_hook, prev_arg, prev_where, NULL, NULL, NULL);
     free(st.oom_where);
@@ -748,7 +738,7 @@ int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    interrupted = 0;
+    lmp_interrupt_clear();
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
@@ -758,14 +748,14 @@ int lmp_run_pipeline(lmp_pipeline *p, lmp_store *store, const lmp_run_opts *opts
     for (int i = 0; i < p->nstages && result == 0; i++) {
         if (run_stage(&rc, i, &status) != 0) result = 1, failed_stage = i;
     }
-    const char *run_status = result == 0 ? "finished" : interrupted ? "interrupted" : "failed";
+    const char *run_status = result == 0 ? "finished" : lmp_interrupted() ? "interrupted" : "failed";
     char err[1024];
     snprintf(err, sizeof err, "%s", lmp_errmsg());
     if (lmp_store_end_run(store, rc.run_id, run_status, result ? err : NULL) != 0) result = -1;
     else if (result) lmp_error("%s", err);
     /* a failure on one rank leaves the others waiting in a collective: record
      * it and end them all (sub-runs leave that to the run that started them) */
-    if (result && !interrupted && lmp_dist_size() > 1 && !opts->taken)
+    if (result && !lmp_interrupted() && lmp_dist_size() > 1 && !opts->taken)
         dist_fail(&rc, failed_stage >= 0 ? p->stages[failed_stage].name : NULL, err);
     if (rc.scratch) {
         lmp_remove_tree(rc.scratch);

@@ -37,8 +37,4 @@ int lmp_stage_check(lmp_pstage *ps);
  * "<directory of the database>/lmpipe-data". */
 char *lmp_data_home(const char *db_path);
 
-/* For data-parallel loops that learn of an interruption from another rank
- * (dist.h): from now on lmp_interrupted() is true on this rank too. */
-void lmp_set_interrupted(void);
-
 #endif

@@ -1,17 +1,15 @@
 /*
- * types.c — the registry of artifact types, and the core's own simple types.
- * Model-specific types (datasets, tokenizers, language models, classifiers)
- * are registered by the core modules that define their data structures.
+ * types.c — the registry of artifact types, and the engine's own type
+ * "text".  The kit's types (datasets, tokenizers, language models,
+ * classifiers) are added as built-ins by core/kit/kit_types.c when the
+ * library loads; plugins register theirs when they load.
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "classifier.h"
-#include "dataset.h"
-#include "lm.h"
-#include "tokenizer.h"
 #include "types.h"
 #include "util.h"
 
@@ -63,10 +61,23 @@ static int text_load(const char *path, void **v)
 
 const lmp_type lmp_type_text = {"text", "a UTF-8 string", text_free, text_save, text_load};
 
-static const lmp_type *const builtin[] = {&lmp_type_text, &lmp_type_tokenizer, &lmp_type_dataset,
-                                          &lmp_type_classifier, &lmp_type_lm, NULL};
-
+/* The types every registry starts with (and returns to when plugins go):
+ * "text", then what the library's layers above added at load time. */
+#define MAX_BUILTIN 16
+static const lmp_type *builtin[MAX_BUILTIN] = {&lmp_type_text};
+static int n_builtin = 1;
 static int done;
+
+void lmp_type_add_builtin(const lmp_type *t)
+{
+    for (int i = 0; i < n_builtin; i++)
+        if (builtin[i] == t) return;
+    if (n_builtin == MAX_BUILTIN) {
+        fprintf(stderr, "lmpipe: bug: more than %d built-in artifact types\n", MAX_BUILTIN);
+        abort();
+    }
+    builtin[n_builtin++] = t;
+}
 
 void lmp_types_reset(void)
 {
@@ -78,5 +89,5 @@ void lmp_types_init(void)
 {
     if (done) return;
     done = 1;
-    for (int i = 0; builtin[i]; i++) lmp_type_register(builtin[i]);
+    for (int i = 0; i < n_builtin; i++) lmp_type_register(builtin[i]);
 }

@@ -12,7 +12,6 @@
 #include "fit.h"
 #include "metrics.h"
 #include "nn.h"
-#include "run.h"
 #include "util.h"
 
 int lmp_fit_opts_read(lmp_stage *st, lmp_fit_opts *o)

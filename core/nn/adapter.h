@@ -80,7 +80,7 @@
 
 #include <stddef.h>
 
-#include "lmpipe.h"
+#include "errors.h"
 #include "optim.h"
 #include "util.h"
 

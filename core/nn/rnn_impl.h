@@ -1,6 +1,6 @@
 /*
  * rnn_impl.h — the forward and backward passes of the RNN classifier
- * (rnn.h), written once over a `real` type, as nn_impl.h is: core/kit/rnn.c
+ * (rnn_model.h), written once over a `real` type, as nn_impl.h is: core/kit/rnn.c
  * compiles them in float for the classifier, tests/check_rnn.c in double to
  * check every gradient against central finite differences.
  *
@@ -24,7 +24,7 @@
 #include <string.h>
 #include <tgmath.h>
 
-#include "rnn.h"
+#include "rnn_model.h"
 #include "util.h"
 
 #ifndef RNN_MAX_LAYERS

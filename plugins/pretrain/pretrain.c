@@ -23,7 +23,6 @@
 
 #include "ckptdir.h"
 #include "dist.h"
-#include "run.h"
 #include "corpus.h"
 #include "lm.h"
 #include "stages.h"
