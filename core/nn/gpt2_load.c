@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "gpt2_priv.h"
+#include "jsonfile.h"
 #include "nn.h"
 
 #define LLMC_MAGIC 20240326
@@ -79,19 +80,9 @@ static int check_n_inner(json_t *root, const char *path, int n_embd)
 /* Read a Hugging Face GPT-2 config.json. */
 static int read_config_json(const char *path, lmp_gpt2_config *c)
 {
-    char *text;
-    size_t len;
-    if (lmp_read_file(path, 1 << 20, &text, &len) != 0) return -1;
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
-    free(text);
-    if (!root)
-        return lmp_error("%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
+    json_t *root;
+    if (lmp_json_read_file(path, 1 << 20, 0, NULL, &root) != 0) return -1;
     int rc = -1;
-    if (!json_is_object(root)) {
-        lmp_error("%s: not a JSON object", path);
-        goto done;
-    }
     json_t *mt = json_object_get(root, "model_type");
     if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "gpt2") != 0)) {
         lmp_error("%s: model_type is \"%s\", expected \"gpt2\"", path,
@@ -608,16 +599,14 @@ int lmp_gpt2_save_seq_cls(const lmp_gpt2 *m, const char *path, const float *head
 static int config_labels(const char *dir, int *n)
 {
     *n = 0;
-    char *p = lmp_strfmt("%s/config.json", dir), *text;
-    size_t len;
+    char *p = lmp_strfmt("%s/config.json", dir);
+    json_t *j;
     struct stat sb;
     int rc = 0;
-    if (stat(p, &sb) == 0 && (rc = lmp_read_file(p, 1 << 20, &text, &len)) == 0) {
-        json_t *j = json_loadb(text, len, 0, NULL);
+    if (stat(p, &sb) == 0 && (rc = lmp_json_read_file(p, 1 << 20, 0, NULL, &j)) == 0) {
         json_t *ids = json_object_get(j, "id2label");
         if (json_is_object(ids)) *n = (int)json_object_size(ids);
         json_decref(j);
-        free(text);
     }
     free(p);
     return rc;
