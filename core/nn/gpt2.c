@@ -122,8 +122,9 @@ int lmp_gpt2_init_random(const lmp_gpt2_config *c, uint64_t seed, lmp_gpt2 **out
     m->storage->all_owned = 1;
     lmp_rng rng;
     lmp_rng_seed(&rng, seed);
-    /* In PyTorch's order: the random draws (wte, wpe, then each block's four
-     * weights) come in init's order of old; the layout is own_params'. */
+    /* The table's tensors in PyTorch's order, one after another (the layout
+     * lmp_gpt2_own_params gives): normal(0, 0.02) draws go to wte, wpe, then
+     * each block's four weights in turn; LayerNorm weights 1, biases 0. */
     int n;
     gpt2_tensor *t = gpt2_tensors(m, &n);
     for (int k = 0; k < n; k++) {
