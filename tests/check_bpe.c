@@ -226,14 +226,14 @@ START_TEST(load_errors_vocab)
     free(m);
 
     ASSERT_MSG(load_msg("{\"a\": 0, \"b\"", ""),
-               "%s/%s:1: invalid JSON at column 12: ':' expected near end of file", tmp, V);
+               "%s/%s:1:12: not valid JSON: ':' expected near end of file", tmp, V);
     ASSERT_MSG(load_msg("{\n  \"a\": 0,\n  \"b\": ,\n}\n", ""),
-               "%s/%s:3: invalid JSON at column 8: unexpected token near ','", tmp, V);
+               "%s/%s:3:8: not valid JSON: unexpected token near ','", tmp, V);
     ASSERT_MSG(load_msg("", ""), "%s/%s: empty file (expected a JSON object mapping tokens to ids)", tmp, V);
     ASSERT_MSG(load_msg("[0, 1]", ""), "%s/%s: expected a JSON object mapping tokens to ids", tmp, V);
     ASSERT_MSG(load_msg("{}", ""), "%s/%s: no tokens", tmp, V);
     ASSERT_MSG(load_msg("{\"a\": 0,\n \"a\": 1}", ""),
-               "%s/%s:2: duplicate token (a key appears twice) at column 4", tmp, V);
+               "%s/%s:2:4: not valid JSON: duplicate object key near '\"a\"'", tmp, V);
     ASSERT_MSG(load_msg("{\"a\": \"0\"}", ""), "%s/%s: token \"a\": id is not an integer", tmp, V);
     char *s = byte_vocab(", \"ab\": 97", -1);
     ASSERT_MSG(load_msg(s, ""), "%s/%s: duplicate id 97 (tokens \"a\" and \"ab\")", tmp, V);

@@ -615,7 +615,7 @@ START_TEST(bad_checkpoints)
           "key \"n_ctx\" missing or not an integer" },
         { "{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 32, \"n_ctx\": 64, \"vocab_size\": 101, \"layer_norm_epsilon\": 1e-6}",
           "layer_norm_epsilon 1e-06 not supported (only 1e-05)" },
-        { "[]", "not a JSON object" },
+        { "[]", "expected a JSON object" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(lmp_write_file_atomic(cfg, bad[i][0], strlen(bad[i][0])), 0);

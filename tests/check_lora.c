@@ -880,7 +880,7 @@ START_TEST(peft_validation_errors)
     p = lmp_strfmt("%s/adapter_config.json", d);
     ck_assert_int_eq(lmp_write_file_atomic(p, "{\"r\": 4,\n", 9), 0);
     free(p);
-    expect_load_error(d, "DIR/adapter_config.json:2: not valid JSON: string or '}' expected near end of file");
+    expect_load_error(d, "DIR/adapter_config.json:2:0: not valid JSON: string or '}' expected near end of file");
     free(d);
     d = peft_copy("ia3");
     edit_config(d, "peft_type", json_string("IA3"));

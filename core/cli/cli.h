@@ -1,6 +1,10 @@
 /*
  * cli.h — the lmpipe subcommands.  Each takes argv starting at the command
  * name and returns the process exit code (0 ok, 1 failed, 2 usage).
+ *
+ * The read commands (runs, show, compare, sql, plot, report) read the store
+ * with SELECTs of their own over lmp_store_db; this folder is the only place
+ * outside store.c that issues SQL, and it never writes with it (store.h).
  */
 #ifndef LMP_CLI_H
 #define LMP_CLI_H

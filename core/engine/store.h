@@ -3,6 +3,15 @@
  * db/schema.sql) that records every run, its stages, resolved parameters,
  * metric history and artifact files.  WAL mode with a busy timeout, so several
  * lmpipe processes can write to one database at once.
+ *
+ * Who speaks SQL: every write goes through the functions below (store.c).
+ * Reads of recorded runs are SQL over the schema, and only the CLI's read
+ * commands (runs, show, compare, sql, plot, report: core/cli) issue them,
+ * through lmp_store_db on a store opened read-only where it can be.  Those
+ * commands are the schema's query surface (`sql` takes SQL by nature, the
+ * rest print query results), so a read API here would be one function per
+ * query used once.  No other layer (base, nn, kit, plugins, the rest of
+ * engine) issues SQL or calls lmp_store_db.
  */
 #ifndef LMP_STORE_H
 #define LMP_STORE_H
@@ -28,6 +37,7 @@ int lmp_store_open_readonly(const char *path, lmp_store **out);
  * (where SQLite creates the -wal and -shm files) and those files. */
 int lmp_store_writable(const char *path);
 void lmp_store_close(lmp_store *s);
+/* The connection, for the CLI's SELECTs only (see the top of this file). */
 sqlite3 *lmp_store_db(lmp_store *s);
 const char *lmp_store_path(lmp_store *s);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "classifier.h"
+#include "jsonfile.h"
 #include "gpt2_classifier.h"
 #include "rnn.h"
 #include "util.h"
@@ -38,16 +39,10 @@ int lmp_classifier_kind_register(const char *kind, lmp_classifier_loader load)
 int lmp_classifier_load(const char *dir, lmp_classifier **out)
 {
     *out = NULL;
-    char *path = lmp_strfmt("%s/classifier.json", dir), *text = NULL;
-    size_t len;
+    char *path = lmp_strfmt("%s/classifier.json", dir);
     int rc = -1;
     json_t *root = NULL;
-    if (lmp_read_file(path, 1 << 20, &text, &len) != 0) goto done;
-    json_error_t jerr;
-    if (!(root = json_loadb(text, len, 0, &jerr))) {
-        lmp_error("%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
-        goto done;
-    }
+    if (lmp_json_read_file(path, 1 << 20, 0, NULL, &root) != 0) goto done;
     const char *kind = json_string_value(json_object_get(root, "kind"));
     if (!kind) {
         lmp_error("%s: no \"kind\" string", path);
@@ -61,7 +56,6 @@ int lmp_classifier_load(const char *dir, lmp_classifier **out)
     lmp_error("%s: unknown classifier kind \"%s\" (is its plugin loaded?)", path, kind);
 done:
     json_decref(root);
-    free(text);
     free(path);
     return rc;
 }

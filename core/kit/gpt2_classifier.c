@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "gpt2_classifier.h"
+#include "jsonfile.h"
 #include "lora.h"
 #include "safetensors.h"
 
@@ -348,20 +349,14 @@ static int check_base(const char *info, const char *base, const json_t *recorded
 int lmp_gpt2_classifier_load(const char *dir, lmp_classifier **out)
 {
     *out = NULL;
-    char *info = lmp_strfmt("%s/classifier.json", dir), *text = NULL, *base = NULL, sha[65] = "";
+    char *info = lmp_strfmt("%s/classifier.json", dir), *base = NULL, sha[65] = "";
     int verified = 0;
-    size_t len;
     json_t *j = NULL;
     lmp_gpt2 *m = NULL;
     lmp_classifier *c = NULL;
     lmp_st *st = NULL;
     int rc = -1;
-    if (lmp_read_file(info, 1 << 20, &text, &len) != 0) goto done;
-    json_error_t jerr;
-    if (!(j = json_loadb(text, len, 0, &jerr))) {
-        lmp_error("%s:%d: not valid JSON: %s", info, jerr.line, jerr.text);
-        goto done;
-    }
+    if (lmp_json_read_file(info, 1 << 20, 0, NULL, &j) != 0) goto done;
     json_t *nl = json_object_get(j, "num_labels"), *jb = json_object_get(j, "base");
     const char *tok = json_string_value(json_object_get(j, "tokenizer_digest"));
     if (!json_is_integer(nl)) {
@@ -413,7 +408,7 @@ done:
     lmp_gpt2_free(m);
     if (rc != 0 && c) c->destroy(c), c = NULL;
     json_decref(j);
-    free(text), free(info), free(base);
+    free(info), free(base);
     *out = c;
     return c ? 0 : -1;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonfile.h"
 #include "nn.h"
 #include "rnn.h"
 #include "safetensors.h"
@@ -228,18 +229,12 @@ static int get_int(json_t *jc, const char *key, const char *path, int *out)
 int lmp_rnn_classifier_load(const char *dir, lmp_classifier **out)
 {
     *out = NULL;
-    char *info = lmp_strfmt("%s/classifier.json", dir), *text = NULL, *stp = lmp_strfmt("%s/model.safetensors", dir);
-    size_t len;
+    char *info = lmp_strfmt("%s/classifier.json", dir), *stp = lmp_strfmt("%s/model.safetensors", dir);
     json_t *j = NULL;
     lmp_st *st = NULL;
     lmp_classifier *c = NULL;
     int rc = -1;
-    json_error_t jerr;
-    if (lmp_read_file(info, 1 << 20, &text, &len) != 0) goto done;
-    if (!(j = json_loadb(text, len, 0, &jerr))) {
-        lmp_error("%s:%d: not valid JSON: %s", info, jerr.line, jerr.text);
-        goto done;
-    }
+    if (lmp_json_read_file(info, 1 << 20, 0, NULL, &j) != 0) goto done;
     json_t *jc = json_object_get(j, "config");
     const char *cell = json_string_value(json_object_get(jc, "cell"));
     const char *pool = json_string_value(json_object_get(jc, "pooling"));
@@ -307,7 +302,7 @@ done:
     lmp_st_close(st);
     if (rc != 0 && c) c->destroy(c), c = NULL;
     json_decref(j);
-    free(text), free(info), free(stp);
+    free(info), free(stp);
     *out = c;
     return rc;
 }

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "bpe.h"
+#include "jsonfile.h"
 #include "util.h"
 
 #define EOT_TEXT "<|endoftext|>"
@@ -244,9 +245,7 @@ static inline const merge *merge_find(const lmp_bpe *t, int32_t a, int32_t b)
  * character in the byte-level alphabet, all 256 single bytes present. */
 static int load_vocab(lmp_bpe *t, const char *path, json_t *root)
 {
-    if (!json_is_object(root))
-        return lmp_error("%s: expected a JSON object mapping tokens to ids", path);
-    size_t n = json_object_size(root);
+    size_t n = json_object_size(root); /* an object: lmp_json_read_file checked */
     if (n == 0) return lmp_error("%s: no tokens", path);
     if (n > INT_MAX / 2) return lmp_error("%s: too many tokens (%zu)", path, n);
     const char **name = callocCheck(n, sizeof *name);
@@ -426,25 +425,10 @@ done:
 int lmp_bpe_load(const char *vocab_json, const char *merges_txt, lmp_bpe **out)
 {
     *out = NULL;
-    char *data;
-    size_t len;
-    if (lmp_read_file(vocab_json, MAX_VOCAB_BYTES, &data, &len) != 0) return -1;
-    if (len == 0) {
-        free(data);
-        return lmp_error("%s: empty file (expected a JSON object mapping tokens to ids)", vocab_json);
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-    free(data);
-    if (!root) {
-#if JANSSON_VERSION_HEX >= 0x020B00
-        if (json_error_code(&jerr) == json_error_duplicate_key)
-            return lmp_error("%s:%d: duplicate token (a key appears twice) at column %d",
-                             vocab_json, jerr.line, jerr.column);
-#endif
-        return lmp_error("%s:%d: invalid JSON at column %d: %s", vocab_json, jerr.line,
-                         jerr.column, jerr.text);
-    }
+    json_t *root;
+    if (lmp_json_read_file(vocab_json, MAX_VOCAB_BYTES, JSON_REJECT_DUPLICATES,
+                           "a JSON object mapping tokens to ids", &root) != 0)
+        return -1;
     lmp_bpe *t = callocCheck(1, sizeof *t);
     t->source = strdupCheck(vocab_json);
     if (load_vocab(t, vocab_json, root) != 0 || load_merges(t, merges_txt, vocab_json, root) != 0 ||

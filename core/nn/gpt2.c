@@ -60,33 +60,6 @@ size_t lmp_gpt2_num_params(const lmp_gpt2_config *c)
            (size_t)c->n_layer * (12 * C * C + 13 * C) + 2 * C;
 }
 
-lmp_gpt2 *gpt2_new_shell(const lmp_gpt2_config *c, const char *source)
-{
-    lmp_gpt2 *m = callocCheck(1, sizeof *m);
-    m->config = *c;
-    m->source = strdupCheck(source);
-    m->storage = callocCheck(1, sizeof *m->storage);
-    int L = c->n_layer, C = c->n_embd;
-    m->h = callocCheck((size_t)L, sizeof *m->h);
-    m->n_linears = 4 * L;
-    m->linears = callocCheck((size_t)m->n_linears, sizeof *m->linears);
-    static const char *const names[4] = { "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj" };
-    const int ins[4] = { C, C, C, 4 * C }, outs[4] = { 3 * C, C, 4 * C, C };
-    for (int l = 0; l < L; l++) {
-        for (int k = 0; k < 4; k++) {
-            lmp_gpt2_linear *li = &m->linears[4 * l + k];
-            snprintf(li->name, sizeof li->name, "h.%d.%s", l, names[k]);
-            li->in = ins[k];
-            li->out = outs[k];
-        }
-        m->h[l].c_attn = &m->linears[4 * l + 0];
-        m->h[l].attn_proj = &m->linears[4 * l + 1];
-        m->h[l].c_fc = &m->linears[4 * l + 2];
-        m->h[l].mlp_proj = &m->linears[4 * l + 3];
-    }
-    return m;
-}
-
 float *gpt2_own(lmp_gpt2 *m, size_t n)
 {
     struct lmp_gpt2_storage *s = m->storage;
@@ -114,6 +87,7 @@ void lmp_gpt2_free(lmp_gpt2 *m)
 {
     if (!m) return;
     struct lmp_gpt2_storage *s = m->storage;
+    if (m->train) s->train_free(m->train); /* only bind_grads sets m->train */
     if (s) {
         lmp_st_close(s->st);
         if (s->map) lmp_unmap_file(s->map, s->map_len);
@@ -122,7 +96,6 @@ void lmp_gpt2_free(lmp_gpt2 *m)
         free(s->lm_scratch);
         free(s);
     }
-    gpt2_train_free(m->train);
     free(m->acts.memory);
     free(m->acts.inputs);
     free(m->h);
@@ -145,36 +118,23 @@ int lmp_gpt2_init_random(const lmp_gpt2_config *c, uint64_t seed, lmp_gpt2 **out
     *out = NULL;
     if (lmp_gpt2_config_check(c, "random GPT-2") != 0) return -1;
     lmp_gpt2 *m = gpt2_new_shell(c, "random");
-    size_t C = (size_t)c->n_embd;
     float *p = gpt2_own(m, lmp_gpt2_num_params(c));
     m->storage->all_owned = 1;
     lmp_rng rng;
     lmp_rng_seed(&rng, seed);
-#define TAKE(ptr, n, kind)                                                   \
-    do {                                                                     \
-        (ptr) = p;                                                           \
-        for (size_t i_ = 0; i_ < (size_t)(n); i_++)                          \
-            p[i_] = (kind) == 0 ? 0.02f * lmp_rng_normal(&rng) : (kind) - 1; \
-        p += (n);                                                            \
-    } while (0)
-    /* kind: 0 normal(0, 0.02), 1 zeros, 2 ones */
-    TAKE(m->wte, (size_t)c->vocab_size * C, 0);
-    TAKE(m->wpe, (size_t)c->n_ctx * C, 0);
-    for (int l = 0; l < c->n_layer; l++) {
-        lmp_gpt2_block *b = &m->h[l];
-        TAKE(b->ln_1_w, C, 2);
-        TAKE(b->ln_1_b, C, 1);
-        TAKE(b->ln_2_w, C, 2);
-        TAKE(b->ln_2_b, C, 1);
-        for (int k = 0; k < 4; k++) {
-            lmp_gpt2_linear *li = &m->linears[4 * l + k];
-            TAKE(li->weight, (size_t)li->in * li->out, 0);
-            TAKE(li->bias, li->out, 1);
-        }
+    /* The table's tensors in PyTorch's order, one after another (the layout
+     * lmp_gpt2_own_params gives): normal(0, 0.02) draws go to wte, wpe, then
+     * each block's four weights in turn; LayerNorm weights 1, biases 0. */
+    int n;
+    gpt2_tensor *t = gpt2_tensors(m, &n);
+    for (int k = 0; k < n; k++) {
+        int init = t[k].def->init;
+        *t[k].slot = p;
+        for (size_t i = 0; i < t[k].n; i++)
+            p[i] = init == GPT2_INIT_NORMAL ? 0.02f * lmp_rng_normal(&rng) : init == GPT2_INIT_ONES;
+        p += t[k].n;
     }
-    TAKE(m->ln_f_w, C, 2);
-    TAKE(m->ln_f_b, C, 1);
-#undef TAKE
+    free(t);
     *out = m;
     return 0;
 }

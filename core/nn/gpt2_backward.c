@@ -32,15 +32,9 @@
 #include "nn.h"
 #include "optim.h"
 
-typedef struct {
-    float *ln_1_w, *ln_1_b, *ln_2_w, *ln_2_b;
-    float *w[4], *b[4]; /* c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj */
-} block_grads;
-
 struct lmp_gpt2_train {
     lmp_params_group *g;
-    float *wte, *wpe, *ln_f_w, *ln_f_b;
-    block_grads *h;
+    gpt2_grads d; /* the parameters' gradients, NULL where not trained */
     /* activation gradients for one (B, T) shape */
     int B, T;
     float *mem, *dres, *dc, *d4a, *d4b, *datt, *dlnf;
@@ -49,10 +43,10 @@ struct lmp_gpt2_train {
     int lm_chunk;
 };
 
-void gpt2_train_free(struct lmp_gpt2_train *t)
+static void train_free(struct lmp_gpt2_train *t)
 {
     if (!t) return;
-    free(t->h);
+    free(t->d.h);
     free(t->mem);
     free(t->lm_scratch);
     free(t);
@@ -64,45 +58,30 @@ int lmp_gpt2_bind_grads(lmp_gpt2 *m, lmp_params_group *g)
         return lmp_error("%s: lmp_gpt2_bind_grads before lmp_params_alloc_grads", m->source);
     int n, L = m->config.n_layer;
     gpt2_tensor *t = gpt2_tensors(m, &n);
-    float **grad = callocCheck((size_t)n, sizeof *grad);
-    for (int i = 0; i < n; i++) {
+    gpt2_grads d = { .h = callocCheck((size_t)L, sizeof *d.h) };
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
         lmp_param_tensor *pt = lmp_params_find(g, t[i].name);
         if (!pt) continue;
-        if (pt->data != *t[i].slot || pt->n != t[i].n) {
-            lmp_error("%s: parameter group's \"%s\" is not this model's tensor", m->source,
-                      t[i].name);
-            free(grad);
-            free(t);
-            return -1;
-        }
-        grad[i] = pt->grad;
+        if (pt->data != *t[i].slot || pt->n != t[i].n)
+            rc = lmp_error("%s: parameter group's \"%s\" is not this model's tensor", m->source,
+                           t[i].name);
+        else
+            *gpt2_grad_slot(&d, &t[i]) = pt->grad; /* by slot: the table's order is free */
+    }
+    free(t);
+    if (rc) {
+        free(d.h);
+        return -1;
     }
     struct lmp_gpt2_train *tr = m->train;
-    if (!tr) tr = m->train = callocCheck(1, sizeof *tr);
-    free(tr->h);
-    tr->h = callocCheck((size_t)L, sizeof *tr->h);
-    tr->g = g;
-    /* the order of gpt2_tensors */
-    int k = 0;
-    tr->wte = grad[k++];
-    tr->wpe = grad[k++];
-    for (int l = 0; l < L; l++) {
-        block_grads *bg = &tr->h[l];
-        bg->ln_1_w = grad[k++];
-        bg->ln_1_b = grad[k++];
-        for (int j = 0; j < 4; j++) {
-            if (j == 2) {
-                bg->ln_2_w = grad[k++];
-                bg->ln_2_b = grad[k++];
-            }
-            bg->w[j] = grad[k++];
-            bg->b[j] = grad[k++];
-        }
+    if (!tr) {
+        tr = m->train = callocCheck(1, sizeof *tr);
+        m->storage->train_free = train_free;
     }
-    tr->ln_f_w = grad[k++];
-    tr->ln_f_b = grad[k++];
-    free(grad);
-    free(t);
+    free(tr->d.h);
+    tr->d = d;
+    tr->g = g;
     return 0;
 }
 
@@ -129,7 +108,7 @@ static void train_prepare(lmp_gpt2 *m, int B, int T)
 
 static int check_ready(lmp_gpt2 *m)
 {
-    if (!m->train || !m->train->h)
+    if (!m->train || !m->train->d.h)
         return lmp_error("%s: backward before lmp_gpt2_bind_grads", m->source);
     if (!m->acts.for_backward)
         return lmp_error("%s: backward needs a forward that kept its activations "
@@ -140,7 +119,7 @@ static int check_ready(lmp_gpt2 *m)
 
 static int block_needs_grad(const lmp_gpt2 *m, int l)
 {
-    const block_grads *bg = &m->train->h[l];
+    const gpt2_block_grads *bg = &m->train->d.h[l];
     if (bg->ln_1_w || bg->ln_1_b || bg->ln_2_w || bg->ln_2_b) return 1;
     for (int j = 0; j < 4; j++)
         if (bg->w[j] || bg->b[j] || m->linears[4 * l + j].adapters) return 1;
@@ -157,20 +136,20 @@ static void backward_body(lmp_gpt2 *m)
     size_t BT = (size_t)B * T, BTC = BT * C;
 
     /* the lowest block gradients must reach */
-    int emb = tr->wte || tr->wpe, lo = emb ? 0 : L;
+    int emb = tr->d.wte || tr->d.wpe, lo = emb ? 0 : L;
     for (int l = 0; l < L && lo == L; l++)
         if (block_needs_grad(m, l)) lo = l;
     int need_dres = emb || lo < L; /* does anything below ln_f need d(residual)? */
 
     const float *last = L ? a->residual3 + (size_t)(L - 1) * BTC : a->encoded;
     memset(tr->dres, 0, BTC * sizeof(float));
-    layernorm_backward(need_dres ? tr->dres : NULL, tr->ln_f_w, tr->ln_f_b, tr->dlnf, last,
+    layernorm_backward(need_dres ? tr->dres : NULL, tr->d.ln_f_w, tr->d.ln_f_b, tr->dlnf, last,
                        m->ln_f_w, a->lnf_mean, a->lnf_rstd, (int)BT, C);
     if (!need_dres) return;
 
     for (int l = L - 1; l >= lo; l--) {
         const lmp_gpt2_block *blk = &m->h[l];
-        const block_grads *bg = &tr->h[l];
+        const gpt2_block_grads *bg = &tr->d.h[l];
         size_t li = (size_t)l;
         const float *residual = l ? a->residual3 + (li - 1) * BTC : a->encoded;
         const float *ln1 = a->ln1 + li * BTC, *ln1_mean = a->ln1_mean + li * BT;
@@ -208,7 +187,7 @@ static void backward_body(lmp_gpt2 *m)
             layernorm_backward(below ? tr->dres : NULL, bg->ln_1_w, bg->ln_1_b, tr->dc, residual,
                                blk->ln_1_w, ln1_mean, ln1_rstd, (int)BT, C);
     }
-    if (emb) encoder_backward(tr->wte, tr->wpe, tr->dres, a->inputs, B, T, C);
+    if (emb) encoder_backward(tr->d.wte, tr->d.wpe, tr->dres, a->inputs, B, T, C);
 }
 
 int lmp_gpt2_backward_from_hidden(lmp_gpt2 *m, const float *dlnf)
@@ -246,7 +225,7 @@ int lmp_gpt2_backward_lm(lmp_gpt2 *m, const int *targets, float *loss, float *lo
     }
     memset(tr->dlnf, 0, (size_t)BT * C * sizeof(float));
     float mean = lmhead_xent_forward_backward(a->lnf, m->wte, targets, BT, C, V, tr->dlnf,
-                                              tr->wte, losses, tr->lm_scratch, tr->lm_chunk);
+                                              tr->d.wte, losses, tr->lm_scratch, tr->lm_chunk);
     if (isnan(mean)) {
         /* a bad target is an error (message set); a NaN loss from the model is not */
         for (int i = 0; i < BT; i++)

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "gpt2_priv.h"
+#include "jsonfile.h"
 #include "nn.h"
 
 #define LLMC_MAGIC 20240326
@@ -78,19 +80,9 @@ static int check_n_inner(json_t *root, const char *path, int n_embd)
 /* Read a Hugging Face GPT-2 config.json. */
 static int read_config_json(const char *path, lmp_gpt2_config *c)
 {
-    char *text;
-    size_t len;
-    if (lmp_read_file(path, 1 << 20, &text, &len) != 0) return -1;
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
-    free(text);
-    if (!root)
-        return lmp_error("%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
+    json_t *root;
+    if (lmp_json_read_file(path, 1 << 20, 0, NULL, &root) != 0) return -1;
     int rc = -1;
-    if (!json_is_object(root)) {
-        lmp_error("%s: not a JSON object", path);
-        goto done;
-    }
     json_t *mt = json_object_get(root, "model_type");
     if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "gpt2") != 0)) {
         lmp_error("%s: model_type is \"%s\", expected \"gpt2\"", path,
@@ -245,7 +237,7 @@ static int check_finite(lmp_gpt2 *m, const char *file, const char *prefix, int l
         if (at == t[i].n) continue;
         const char *what = isnan(x[at]) ? "NaN" : x[at] > 0 ? "+Inf" : "-Inf";
         size_t idx = at;
-        if (llmc && strncmp(t[i].name, "h.", 2) == 0 && t[i].d1) /* [in, out] -> [out, in] */
+        if (llmc && t[i].def->llmc_t) /* [in, out] -> [out, in] */
             idx = (at % (size_t)t[i].d1) * (size_t)t[i].d0 + at / (size_t)t[i].d1;
         rc = lmp_error("%s: tensor \"%s%s\" has a non-finite value (%s) at index %zu", file, prefix,
                        t[i].name, what, idx);
@@ -284,32 +276,11 @@ static int load_safetensors(const char *st_path, const char *config_path, const 
     lmp_gpt2 *m = gpt2_new_shell(&c, source);
     m->storage->st = st;
     int64_t C = c.n_embd, V = c.vocab_size;
-    int rc = st_param(m, st, prefix, "wte.weight", 2, V, C, &m->wte);
-    if (!rc) rc = st_param(m, st, prefix, "wpe.weight", 2, c.n_ctx, C, &m->wpe);
-    for (int l = 0; l < c.n_layer && !rc; l++) {
-        lmp_gpt2_block *b = &m->h[l];
-        char n[96];
-#define P(field, suffix, nd, a, bb)                                    \
-    if (!rc) {                                                         \
-        snprintf(n, sizeof n, "h.%d.%s", l, suffix);                   \
-        rc = st_param(m, st, prefix, n, nd, a, bb, &(field));          \
-    }
-        P(b->ln_1_w, "ln_1.weight", 1, C, 0);
-        P(b->ln_1_b, "ln_1.bias", 1, C, 0);
-        P(b->ln_2_w, "ln_2.weight", 1, C, 0);
-        P(b->ln_2_b, "ln_2.bias", 1, C, 0);
-        for (int k = 0; k < 4; k++) {
-            lmp_gpt2_linear *li = &m->linears[4 * l + k];
-            char wname[64], bname[64];
-            snprintf(wname, sizeof wname, "%s.weight", li->name);
-            snprintf(bname, sizeof bname, "%s.bias", li->name);
-            if (!rc) rc = st_param(m, st, prefix, wname, 2, li->in, li->out, &li->weight);
-            if (!rc) rc = st_param(m, st, prefix, bname, 1, li->out, 0, &li->bias);
-        }
-#undef P
-    }
-    if (!rc) rc = st_param(m, st, prefix, "ln_f.weight", 1, C, 0, &m->ln_f_w);
-    if (!rc) rc = st_param(m, st, prefix, "ln_f.bias", 1, C, 0, &m->ln_f_b);
+    int n, rc = 0;
+    gpt2_tensor *t = gpt2_tensors(m, &n);
+    for (int i = 0; i < n && !rc; i++)
+        rc = st_param(m, st, prefix, t[i].name, t[i].d1 ? 2 : 1, t[i].d0, t[i].d1, t[i].slot);
+    free(t);
     if (!rc) { /* a checkpoint with more blocks than its config says */
         char extra[96];
         snprintf(extra, sizeof extra, "%sh.%d.ln_1.weight", prefix, c.n_layer);
@@ -408,46 +379,33 @@ static int load_llmc(const char *path, lmp_gpt2 **out)
     lmp_gpt2 *m = gpt2_new_shell(&c, path);
     m->storage->map = map;
     m->storage->map_len = size;
+    /* The table's order is llm.c's: wte[Vp,C] wpe[maxT,C], then each block
+     * tensor for all L layers (ln1w[L,C] ... fcprojb[L,C]), then lnfw lnfb.
+     * The [out, in] matrices (llmc_t) are read with pread into a scratch
+     * buffer and transposed into owned memory, so their mapped pages are
+     * never touched (peak RSS stays near the weight bytes). */
     float *p = (float *)((char *)map + LLMC_HEADER_INTS * 4);
-    /* llm.c's order: wte[Vp,C] wpe[maxT,C] ln1w[L,C] ln1b[L,C] qkvw[L,3C,C]
-     * qkvb[L,3C] attprojw[L,C,C] attprojb[L,C] ln2w ln2b fcw[L,4C,C] fcb[L,4C]
-     * fcprojw[L,C,4C] fcprojb[L,C] lnfw[C] lnfb[C] */
-    m->wte = p; /* rows V..Vp-1 are padding, never read */
-    p += (size_t)Vp * C;
-    m->wpe = p;
-    p += (size_t)c.n_ctx * C;
-    float *ln1w = p, *ln1b = ln1w + L * C, *qkvw = ln1b + L * C, *qkvb = qkvw + L * 3 * C * C;
-    float *apw = qkvb + L * 3 * C, *apb = apw + L * C * C, *ln2w = apb + L * C, *ln2b = ln2w + L * C;
-    float *fcw = ln2b + L * C, *fcb = fcw + L * 4 * C * C, *fpw = fcb + L * 4 * C;
-    float *fpb = fpw + L * 4 * C * C, *lnfw = fpb + L * C, *lnfb = lnfw + C;
-    /* The [out, in] matrices are read with pread into a scratch buffer and
-     * transposed into owned memory, so their mapped pages are never touched
-     * (peak RSS stays near the weight bytes). */
     float *tw = gpt2_own(m, L * 12 * C * C);
-    const float *srcw[4] = { qkvw, apw, fcw, fpw };
-    float *bias[4] = { qkvb, apb, fcb, fpb };
     float *scratch = mallocCheck(4 * C * C * sizeof(float));
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) rc = lmp_error("%s: %s", path, strerror(errno));
-    for (size_t l = 0; l < L && !rc; l++) {
-        lmp_gpt2_block *b = &m->h[l];
-        b->ln_1_w = ln1w + l * C;
-        b->ln_1_b = ln1b + l * C;
-        b->ln_2_w = ln2w + l * C;
-        b->ln_2_b = ln2b + l * C;
-        for (int k = 0; k < 4 && !rc; k++) {
-            lmp_gpt2_linear *li = &m->linears[4 * l + k];
-            size_t n = (size_t)li->in * li->out;
-            off_t at = (off_t)((const char *)(srcw[k] + l * n) - (const char *)map);
-            if (pread_full(fd, scratch, n * sizeof(float), at) != 0) {
+    for (const gpt2_tensor_def *d = gpt2_tensor_table; d < gpt2_tensor_table + GPT2_N_DEFS && !rc; d++) {
+        size_t n = gpt2_tensor_at(m, d, 0).n;
+        for (size_t l = 0; l < (d->block ? L : 1) && !rc; l++) {
+            gpt2_tensor t = gpt2_tensor_at(m, d, (int)l);
+            *t.slot = p + l * n;
+            if (!d->llmc_t) continue;
+            off_t at = (off_t)((const char *)*t.slot - (const char *)map);
+            if (pread_full(fd, scratch, t.n * sizeof(float), at) != 0) {
                 rc = lmp_error("%s: read failed: %s", path, strerror(errno));
                 break;
             }
-            transpose_into(tw, scratch, li->out, li->in);
-            li->weight = tw;
-            li->bias = bias[k] + l * (size_t)li->out;
-            tw += n;
+            transpose_into(tw, scratch, t.d1, t.d0);
+            *t.slot = tw;
+            tw += t.n;
         }
+        if (d->off == offsetof(lmp_gpt2, wte) && !d->block) n = (size_t)Vp * C; /* rows V..Vp-1: padding, never read */
+        p += (d->block ? L : 1) * n;
     }
     if (fd >= 0) close(fd);
     free(scratch);
@@ -455,8 +413,6 @@ static int load_llmc(const char *path, lmp_gpt2 **out)
         lmp_gpt2_free(m);
         return -1;
     }
-    m->ln_f_w = lnfw;
-    m->ln_f_b = lnfb;
     if (check_finite(m, path, "", 1) != 0) {
         lmp_gpt2_free(m);
         return -1;
@@ -587,29 +543,10 @@ static int save_checkpoint(const lmp_gpt2 *m, const char *path, const seq_cls *s
         t[k] = (lmp_st_tensor){ names[k], "F32", (d1) ? 2 : 1, shapes[k], (ptr) }; \
         k++;                                                              \
     } while (0)
-    ADD("wte.weight", m->wte, c->vocab_size, C);
-    ADD("wpe.weight", m->wpe, c->n_ctx, C);
-    for (int l = 0; l < L; l++) {
-        const lmp_gpt2_block *b = &m->h[l];
-        char nm[64];
-        snprintf(nm, sizeof nm, "h.%d.ln_1.weight", l);
-        ADD(nm, b->ln_1_w, C, 0);
-        snprintf(nm, sizeof nm, "h.%d.ln_1.bias", l);
-        ADD(nm, b->ln_1_b, C, 0);
-        snprintf(nm, sizeof nm, "h.%d.ln_2.weight", l);
-        ADD(nm, b->ln_2_w, C, 0);
-        snprintf(nm, sizeof nm, "h.%d.ln_2.bias", l);
-        ADD(nm, b->ln_2_b, C, 0);
-        for (int j = 0; j < 4; j++) {
-            const lmp_gpt2_linear *li = &m->linears[4 * l + j];
-            snprintf(nm, sizeof nm, "%s.weight", li->name);
-            ADD(nm, li->weight, li->in, li->out);
-            snprintf(nm, sizeof nm, "%s.bias", li->name);
-            ADD(nm, li->bias, li->out, 0);
-        }
-    }
-    ADD("ln_f.weight", m->ln_f_w, C, 0);
-    ADD("ln_f.bias", m->ln_f_b, C, 0);
+    int nt;
+    gpt2_tensor *pt = gpt2_tensors((lmp_gpt2 *)m, &nt); /* only reads the slots */
+    for (int i = 0; i < nt; i++) ADD(pt[i].name, *pt[i].slot, pt[i].d0, pt[i].d1);
+    free(pt);
     if (sc) {
         prefix = "";
         ADD("score.weight", sc->head, sc->num_labels, C);
@@ -662,16 +599,14 @@ int lmp_gpt2_save_seq_cls(const lmp_gpt2 *m, const char *path, const float *head
 static int config_labels(const char *dir, int *n)
 {
     *n = 0;
-    char *p = lmp_strfmt("%s/config.json", dir), *text;
-    size_t len;
+    char *p = lmp_strfmt("%s/config.json", dir);
+    json_t *j;
     struct stat sb;
     int rc = 0;
-    if (stat(p, &sb) == 0 && (rc = lmp_read_file(p, 1 << 20, &text, &len)) == 0) {
-        json_t *j = json_loadb(text, len, 0, NULL);
+    if (stat(p, &sb) == 0 && (rc = lmp_json_read_file(p, 1 << 20, 0, NULL, &j)) == 0) {
         json_t *ids = json_object_get(j, "id2label");
         if (json_is_object(ids)) *n = (int)json_object_size(ids);
         json_decref(j);
-        free(text);
     }
     free(p);
     return rc;

@@ -1,7 +1,6 @@
 /*
- * gpt2_params.c — a GPT-2's parameter tensors by name, for training: the
- * enumeration every other piece uses (optimizer registration, gradient
- * binding, copies), making a loaded (read-only, memory-mapped) model
+ * gpt2_params.c — a GPT-2's parameter tensors by name, for training:
+ * registering them with an optimizer (the enumeration is gpt2_tensors.c's), making a loaded (read-only, memory-mapped) model
  * writable, and copying weights between two models of one config (resuming
  * from a checkpoint into the model being trained).
  */
@@ -12,50 +11,6 @@
 
 #include "gpt2_priv.h"
 #include "optim.h"
-
-gpt2_tensor *gpt2_tensors(lmp_gpt2 *m, int *n)
-{
-    const lmp_gpt2_config *c = &m->config;
-    int L = c->n_layer, C = c->n_embd, k = 0;
-    gpt2_tensor *t = callocCheck((size_t)(4 + 12 * L), sizeof *t);
-#define ADD(nm, ptr, a, b)                                                   \
-    do {                                                                     \
-        snprintf(t[k].name, sizeof t[k].name, "%s", nm);                     \
-        t[k].slot = &(ptr);                                                  \
-        t[k].d0 = (a);                                                       \
-        t[k].d1 = (b);                                                       \
-        t[k].n = (size_t)(a) * (size_t)((b) ? (b) : 1);                      \
-        k++;                                                                 \
-    } while (0)
-    ADD("wte.weight", m->wte, c->vocab_size, C);
-    ADD("wpe.weight", m->wpe, c->n_ctx, C);
-    for (int l = 0; l < L; l++) {
-        lmp_gpt2_block *b = &m->h[l];
-        char nm[64];
-        snprintf(nm, sizeof nm, "h.%d.ln_1.weight", l);
-        ADD(nm, b->ln_1_w, C, 0);
-        snprintf(nm, sizeof nm, "h.%d.ln_1.bias", l);
-        ADD(nm, b->ln_1_b, C, 0);
-        for (int j = 0; j < 4; j++) {
-            lmp_gpt2_linear *li = &m->linears[4 * l + j];
-            if (j == 2) { /* ln_2 sits between attention and MLP, as in the forward */
-                snprintf(nm, sizeof nm, "h.%d.ln_2.weight", l);
-                ADD(nm, b->ln_2_w, C, 0);
-                snprintf(nm, sizeof nm, "h.%d.ln_2.bias", l);
-                ADD(nm, b->ln_2_b, C, 0);
-            }
-            snprintf(nm, sizeof nm, "%s.weight", li->name);
-            ADD(nm, li->weight, li->in, li->out);
-            snprintf(nm, sizeof nm, "%s.bias", li->name);
-            ADD(nm, li->bias, li->out, 0);
-        }
-    }
-    ADD("ln_f.weight", m->ln_f_w, C, 0);
-    ADD("ln_f.bias", m->ln_f_b, C, 0);
-#undef ADD
-    *n = k;
-    return t;
-}
 
 int lmp_gpt2_own_params(lmp_gpt2 *m)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "jsonfile.h"
 #include "lora.h"
 #include "nn.h"
 
@@ -470,21 +471,12 @@ static int bad_key(const char *path, const char *key, const char *want)
 
 static int read_peft_config(const char *path, peft_config *pc)
 {
-    char *text;
-    size_t len;
-    if (lmp_read_file(path, 1 << 20, &text, &len) != 0) return -1;
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
-    free(text);
-    if (!root) return lmp_error("%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
+    json_t *root;
+    if (lmp_json_read_file(path, 1 << 20, 0, NULL, &root) != 0) return -1;
     int rc = -1;
     json_t *v;
     memset(pc, 0, sizeof *pc);
     lmp_lora_config *c = &pc->cfg;
-    if (!json_is_object(root)) {
-        lmp_error("%s: not a JSON object", path);
-        goto done;
-    }
     v = json_object_get(root, "peft_type");
     if (!json_is_string(v)) {
         bad_key(path, "peft_type", "a string");

@@ -15,6 +15,7 @@
 
 #include "ckptdir.h"
 #include "dist.h"
+#include "jsonfile.h"
 #include "trainer.h"
 
 /* ------------------------------------------------------------ data */
@@ -358,20 +359,14 @@ int lmp_lm_trainer_load(lmp_lm_trainer *tr, const char *dir, char **extra)
     char *state = lmp_strfmt("%s/trainer.json", dir);
     char *model = lmp_strfmt("%s/model.safetensors", dir);
     char *opt = lmp_strfmt("%s/optimizer.bin", dir);
-    char *text = NULL, *optbuf = NULL;
-    size_t len, optlen;
+    char *optbuf = NULL;
+    size_t optlen;
     json_t *j = NULL;
     lmp_gpt2 *saved = NULL;
     int rc = -1;
     json_int_t step = 0, skipped = 0, seen = 0, epoch = 0, pos = 0;
     uint64_t rng[4], epoch_seed;
-    if (lmp_read_file(state, 16u << 20, &text, &len) != 0) goto done;
-    json_error_t je;
-    j = json_loadb(text, len, 0, &je);
-    if (!j || !json_is_object(j)) {
-        lmp_error("%s:%d: not a JSON object: %s", state, je.line, j ? "" : je.text);
-        goto done;
-    }
+    if (lmp_json_read_file(state, 16u << 20, 0, NULL, &j) != 0) goto done;
     const char *fmt = json_string_value(json_object_get(j, "format"));
     if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
         lmp_error("%s: format is \"%s\", expected \"" CKPT_FORMAT "\"", state, fmt ? fmt : "");
@@ -434,7 +429,6 @@ int lmp_lm_trainer_load(lmp_lm_trainer *tr, const char *dir, char **extra)
 done:
     json_decref(j);
     lmp_gpt2_free(saved);
-    free(text);
     free(optbuf);
     free(state);
     free(model);
