@@ -1,7 +1,8 @@
 /*
  * gpt2_classifier.c — GPT-2 sequence classification (see gpt2_classifier.h):
  * forward to the last real token, the `score` head, backward through
- * lmp_gpt2_backward_from_hidden, the parameter group, save and load.
+ * lmp_gpt2_backward_from_hidden, the parameter group, save and load (kind
+ * "gpt2", registered here).
  */
 #include "config.h"
 
@@ -417,3 +418,5 @@ done:
     *out = c;
     return c ? 0 : -1;
 }
+
+LMP_CLASSIFIER_KIND(gpt2, "gpt2", lmp_gpt2_classifier_load)
