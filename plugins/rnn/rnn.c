@@ -75,11 +75,12 @@ static int init_embedding(lmp_stage *st, lmp_classifier *c)
         if (c->tokenizer_digest[0] && strcmp(lm->tok->digest, c->tokenizer_digest) != 0)
             return lmp_error("lm: the language model's vocabulary (%.12s) is not the tokenizer's (%.12s)",
                              lm->tok->digest, c->tokenizer_digest);
-        const lmp_gpt2 *m = lm->model;
-        if (lmp_rnn_classifier_init_embedding(c, m->wte, m->config.vocab_size, m->config.n_embd, seed) != 0)
-            return lmp_error("lm: %s", lmp_errmsg());
-        lmp_info(st, "embedding initialised from the wte [%d, %d] of the language model", m->config.vocab_size,
-                 m->config.n_embd);
+        if (!lm->ops->token_embedding)
+            return lmp_error("lm: a %s language model has no token embedding", lm->ops->family);
+        int V, C;
+        const float *wte = lm->ops->token_embedding(lm, &V, &C);
+        if (lmp_rnn_classifier_init_embedding(c, wte, V, C, seed) != 0) return lmp_error("lm: %s", lmp_errmsg());
+        lmp_info(st, "embedding initialised from the wte [%d, %d] of the language model", V, C);
         return 0;
     }
     if (strcmp(how, "init_from") == 0) {
