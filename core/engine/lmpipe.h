@@ -46,7 +46,8 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct below changes layout or meaning. */
-#define LMP_ABI_VERSION 3u /* 2: lmp_stage_def.check; 3: lmp_lm is a family table (kit/lm.h) */
+#define LMP_ABI_VERSION 3u /* 2: lmp_stage_def.check; 3: lmp_lm is a family table (kit/lm.h),
+                                * lmp_classifier.token_embedding */
 
 /* ---------------------------------------------------------------- errors */
 

@@ -44,6 +44,10 @@ struct lmp_classifier {
     /* The model's linear layers, for adapter stages (core/nn/adapter.h); NULL
      * (the member or its result) when the classifier has none. */
     lmp_adapter_host *(*adapters)(lmp_classifier *c);
+    /* The input token embedding [*V, *C], row v for token v (read-only), for
+     * a model initialised from this one (the rnn stage's embed_init); NULL
+     * member: the kind has none. */
+    const float *(*token_embedding)(const lmp_classifier *c, int *V, int *C);
 };
 
 extern const lmp_type lmp_type_classifier;

@@ -151,6 +151,14 @@ static lmp_params_group *cls_params(lmp_classifier *c)
 
 static lmp_adapter_host *cls_adapters(lmp_classifier *c) { return &self(c)->host; }
 
+static const float *cls_token_embedding(const lmp_classifier *c, int *V, int *C)
+{
+    const lmp_gpt2 *m = self(c)->m;
+    *V = m->config.vocab_size;
+    *C = m->config.n_embd;
+    return m->wte;
+}
+
 static int make_writable(lmp_adapter_host *h, lmp_linear *l)
 {
     (void)l;
@@ -199,6 +207,7 @@ int lmp_gpt2_classifier_new(lmp_gpt2 *m, int num_labels, const char *base_path, 
     c->save = cls_save;
     c->destroy = cls_destroy;
     c->adapters = cls_adapters;
+    c->token_embedding = cls_token_embedding;
     *out = c;
     return 0;
 }
