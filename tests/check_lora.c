@@ -702,6 +702,104 @@ START_TEST(output_scaling_adapter_after_lora)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- kinds, saved */
+
+static int scale_save(const lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f)
+{
+    (void)h, (void)dir, (void)f;
+    return 0;
+}
+
+static int scale_load(lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f)
+{
+    (void)h, (void)dir, (void)f;
+    return 0;
+}
+
+static const lmp_adapter_ops saving_scale_ops = { .kind = "scale", .forward = scale_forward,
+                                                  .backward = scale_backward, .params = scale_params,
+                                                  .destroy = scale_destroy, .save = scale_save,
+                                                  .load = scale_load };
+
+static void set_adapters(const char *dir, json_t *value)
+{
+    char *p = lmp_strfmt("%s/classifier.json", dir);
+    json_t *j = read_json(p);
+    if (value) json_object_set_new(j, "adapters", value);
+    else json_object_del(j, "adapters");
+    ck_assert_int_eq(json_dump_file(j, p, JSON_INDENT(2)), 0);
+    json_decref(j);
+    free(p);
+}
+
+/* classifier.json lists the kinds saved; a folder without the list (older
+ * lmpipe) with PEFT files is LoRA's; kinds are found by name; a layer's
+ * adapters in an order loading kind by kind would not restore are refused */
+START_TEST(adapter_kinds_saved_by_name)
+{
+    make_tmpdir();
+    ck_assert_ptr_eq(lmp_adapter_kind_find("lora"), lmp_adapter_kind_find("lora"));
+    ck_assert_ptr_nonnull(lmp_adapter_kind_find("lora"));
+    ck_assert_ptr_null(lmp_adapter_kind_find("dora"));
+    lmp_classifier *c = peft_classifier(), *d;
+    float before[8], after[8];
+    batch_logits(c, before, 0);
+    char *dir = lmp_strfmt("%s/clf", tmpdir), *p = lmp_strfmt("%s/classifier.json", dir);
+    ck_assert_msg(c->save(c, dir) == 0, "%s", lmp_errmsg());
+    json_t *j = read_json(p);
+    json_t *a = json_object_get(j, "adapters");
+    ck_assert_int_eq(json_array_size(a), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(a, 0)), "lora");
+    json_decref(j);
+    set_adapters(dir, NULL);
+    ck_assert_msg(lmp_classifier_load(dir, &d) == 0, "%s", lmp_errmsg());
+    ck_assert_int_eq(lmp_lora_count(d->adapters(d)), 8);
+    batch_logits(d, after, 0);
+    ck_assert_int_eq(memcmp(before, after, sizeof before), 0);
+    d->destroy(d);
+    json_t *bad = json_array();
+    json_array_append_new(bad, json_string("lora"));
+    json_array_append_new(bad, json_string("dora"));
+    set_adapters(dir, bad);
+    ck_assert_int_eq(lmp_classifier_load(dir, &d), -1);
+    char *want = lmp_strfmt("%s: unknown adapter kind \"dora\" (is its plugin loaded?)", dir);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want);
+    set_adapters(dir, json_integer(3));
+    ck_assert_int_eq(lmp_classifier_load(dir, &d), -1);
+    want = lmp_strfmt("%s: \"adapters\" must be a list of at most 16 adapter kinds", p);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want);
+    c->destroy(c);
+    /* a scale on h.0.mlp.c_fc, then LoRA, then a scale on h.0.attn.c_attn:
+     * there the scale follows LoRA, though its kind was attached first */
+    c = classifier();
+    lmp_adapter_host *h = c->adapters(c);
+    lmp_lora_config cfg = { .rank = 2, .alpha = 4, .targets = LMP_LORA_DEFAULT_TARGETS };
+    lmp_rng rng;
+    lmp_rng_seed(&rng, 1);
+    for (int k = 0; k < 2; k++) {
+        lmp_linear *l = &h->linears[k == 0 ? 2 : 0];
+        scale_ad *x = callocCheck(1, sizeof *x);
+        x->s = mallocCheck((size_t)l->out * sizeof(float));
+        for (int i = 0; i < l->out; i++) x->s[i] = 1;
+        ck_assert_int_eq(lmp_adapter_attach(h, l, lmp_adapter_new(&saving_scale_ops, x)), 0);
+        if (k == 0) ck_assert_msg(lmp_lora_attach(h, &cfg, &rng) == 0, "%s", lmp_errmsg());
+    }
+    const lmp_adapter_ops *kinds[4];
+    ck_assert_int_eq(lmp_adapter_kinds(h, kinds, 4), 2);
+    ck_assert_str_eq(kinds[0]->kind, "scale");
+    ck_assert_int_eq(c->save(c, dir), -1);
+    want = lmp_strfmt("%s: on h.0.attn.c_attn a scale adapter follows a lora one, an order that loading kind by kind "
+                      "(scale first) would not restore", dir);
+    ck_assert_str_eq(lmp_errmsg(), want);
+    free(want);
+    c->destroy(c);
+    free(dir), free(p);
+    remove_tmpdir();
+}
+END_TEST
+
 /* ---------------------------------------------------------------- PEFT errors */
 
 /* Copy the fixture folder to tmpdir/name, then let the caller spoil it. */
@@ -983,6 +1081,7 @@ int main(void)
     tcase_add_test(tc, merge_matches_unmerged);
     tcase_add_test(tc, dropout_masks_and_gradients);
     tcase_add_test(tc, output_scaling_adapter_after_lora);
+    tcase_add_test(tc, adapter_kinds_saved_by_name);
     tcase_add_test(tc, peft_validation_errors);
     tcase_add_test(tc, targets_survive_round_trips);
     suite_add_tcase(s, tc);

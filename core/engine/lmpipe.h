@@ -48,7 +48,8 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct below changes layout or meaning. */
-#define LMP_ABI_VERSION 2u /* 2: lmp_stage_def.check */
+#define LMP_ABI_VERSION 3u /* 2: lmp_stage_def.check; 3: lmp_lm is a family table (kit/lm.h),
+                                * lmp_classifier.token_embedding, lmp_adapter_ops.save/load */
 
 /* ---------------------------------------------------------------- errors */
 

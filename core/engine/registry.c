@@ -134,7 +134,10 @@ int lmp_registry_add(const lmp_plugin *pl, const char *file)
 
 int lmp_registry_load_file(const char *path)
 {
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    /* RTLD_NODELETE: a plugin's constructors may register kinds (classifier,
+     * adapter, model family) that point into it; dlclose must not unmap
+     * them, even for a plugin rejected below or at lmp_registry_reset. */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!h) return lmp_error("%s: cannot load plugin: %s", path, dlerror());
     const lmp_plugin *pl = dlsym(h, LMP_PLUGIN_SYMBOL);
     if (!pl) {

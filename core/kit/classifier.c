@@ -2,7 +2,8 @@
  * classifier.c — the "classifier" artifact type (see classifier.h).  A
  * classifier is an object with methods: freeing it calls its destroy method,
  * saving its save method (a directory with classifier.json naming the kind);
- * loading reads the kind and calls the loader registered for it.
+ * loading reads the kind and calls the loader registered for it.  The
+ * kinds register themselves (classifier.h, LMP_CLASSIFIER_KIND).
  */
 #include "config.h"
 
@@ -12,16 +13,16 @@
 
 #include "classifier.h"
 #include "jsonfile.h"
-#include "gpt2_classifier.h"
-#include "rnn.h"
 #include "util.h"
 
+/* Filled by the kinds themselves (LMP_CLASSIFIER_KIND in their own files,
+ * the core's and the plugins' alike): this file names none of them. */
 #define MAX_KINDS 16
 static struct {
     const char *kind;
     lmp_classifier_loader load;
-} kinds[MAX_KINDS] = { { "gpt2", lmp_gpt2_classifier_load }, { "rnn", lmp_rnn_classifier_load } };
-static int n_kinds = 2;
+} kinds[MAX_KINDS];
+static int n_kinds;
 
 int lmp_classifier_kind_register(const char *kind, lmp_classifier_loader load)
 {

@@ -11,6 +11,7 @@
 #define LMP_CLASSIFIER_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "adapter.h"
 #include "lmpipe.h"
@@ -43,15 +44,41 @@ struct lmp_classifier {
     /* The model's linear layers, for adapter stages (core/nn/adapter.h); NULL
      * (the member or its result) when the classifier has none. */
     lmp_adapter_host *(*adapters)(lmp_classifier *c);
+    /* The input token embedding [*V, *C], row v for token v (read-only), for
+     * a model initialised from this one (the rnn stage's embed_init); NULL
+     * member: the kind has none. */
+    const float *(*token_embedding)(const lmp_classifier *c, int *V, int *C);
 };
 
 extern const lmp_type lmp_type_classifier;
 
 /* Loading a saved classifier: the type's load reads {"kind"} from
- * DIR/classifier.json and calls the loader registered for that kind (the
- * core's kinds are built in; a plugin adds its own at load time). */
+ * DIR/classifier.json and calls the loader registered for that kind.
+ * Registering a kind twice with the same loader is harmless; with another,
+ * an error. */
 typedef int (*lmp_classifier_loader)(const char *dir, lmp_classifier **out);
 int lmp_classifier_kind_register(const char *kind, lmp_classifier_loader load);
 int lmp_classifier_load(const char *dir, lmp_classifier **out);
+
+/* Register a kind from the file that implements it, core or plugin alike:
+ *
+ *     LMP_CLASSIFIER_KIND(rnn, "rnn", lmp_rnn_classifier_load)
+ *
+ * at file scope.  It is a constructor: it runs when the shared object that
+ * holds it is loaded (liblmpipe before main, a plugin at dlopen, which the
+ * registry does with RTLD_NODELETE so that the loader stays mapped), so
+ * neither classifier.c nor the engine names any kind, and a kind is known
+ * before any stage runs (a cache entry of it can be loaded without running
+ * its plugin's stages).  liblmpipe is built shared only (configure.ac:
+ * LT_INIT disable-static), so no linker drops the constructor's object the
+ * way a static archive could, which is what an explicit init list would
+ * otherwise be needed for.  A failure (the name taken by another loader)
+ * is reported on stderr, as nothing can return it. */
+#define LMP_CLASSIFIER_KIND(tag, kind, load)                                          \
+    __attribute__((constructor)) static void lmp_classifier_kind_##tag(void)          \
+    {                                                                                 \
+        if (lmp_classifier_kind_register(kind, load) != 0)                            \
+            fprintf(stderr, "lmpipe: %s\n", lmp_errmsg());                             \
+    }
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * gpt2_classifier.c — GPT-2 sequence classification (see gpt2_classifier.h):
  * forward to the last real token, the `score` head, backward through
- * lmp_gpt2_backward_from_hidden, the parameter group, save and load.
+ * lmp_gpt2_backward_from_hidden, the parameter group, save and load (kind
+ * "gpt2", registered here).
  */
 #include "config.h"
 
@@ -13,7 +14,6 @@
 
 #include "gpt2_classifier.h"
 #include "jsonfile.h"
-#include "lora.h"
 #include "safetensors.h"
 
 typedef struct {
@@ -151,6 +151,14 @@ static lmp_params_group *cls_params(lmp_classifier *c)
 
 static lmp_adapter_host *cls_adapters(lmp_classifier *c) { return &self(c)->host; }
 
+static const float *cls_token_embedding(const lmp_classifier *c, int *V, int *C)
+{
+    const lmp_gpt2 *m = self(c)->m;
+    *V = m->config.vocab_size;
+    *C = m->config.n_embd;
+    return m->wte;
+}
+
 static int make_writable(lmp_adapter_host *h, lmp_linear *l)
 {
     (void)l;
@@ -199,6 +207,7 @@ int lmp_gpt2_classifier_new(lmp_gpt2 *m, int num_labels, const char *base_path, 
     c->save = cls_save;
     c->destroy = cls_destroy;
     c->adapters = cls_adapters;
+    c->token_embedding = cls_token_embedding;
     *out = c;
     return 0;
 }
@@ -288,11 +297,20 @@ static int cls_save(const lmp_classifier *c, const char *dir)
         json_object_set_new(b, "sha256", json_string(sha));
         json_object_set_new(j, "base", b);
     }
-    int C = s->m->config.n_embd;
+    int C = s->m->config.n_embd, head_saved = 0;
+    lmp_adapter_tensor head = { "score.weight", s->score, 2, { c->num_labels, C }, "num_labels, n_embd" };
+    lmp_adapter_files f = { "SEQ_CLS", s->base_path, &head, 1 };
     if (rc == 0 && lmp_adapter_count(&s->host, NULL) > 0) {
-        lmp_lora_extra head = { "score.weight", s->score, 2, { c->num_labels, C } };
-        rc = lmp_lora_save(&s->host, dir, "SEQ_CLS", s->base_path, &head, 1);
-    } else if (rc == 0) {
+        /* each kind its files (LoRA: the PEFT folder, with the head); the
+         * kinds, in order, for the load */
+        rc = lmp_adapter_host_save(&s->host, dir, &f, &head_saved);
+        const lmp_adapter_ops *kinds[16];
+        int n = lmp_adapter_kinds(&s->host, kinds, 16);
+        json_t *ja = json_array();
+        for (int k = 0; k < n; k++) json_array_append_new(ja, json_string(kinds[k]->kind));
+        json_object_set_new(j, "adapters", ja);
+    }
+    if (rc == 0 && !head_saved) {
         int64_t shape[2] = { c->num_labels, C };
         lmp_st_tensor t = { "score.weight", "F32", 2, shape, s->score };
         char *p = lmp_strfmt("%s/score.safetensors", dir);
@@ -389,15 +407,26 @@ int lmp_gpt2_classifier_load(const char *dir, lmp_classifier **out)
     s->base_verified = verified;
     s->host.freeze_base = json_is_true(json_object_get(j, "freeze_base"));
     if (tok) snprintf(c->tokenizer_digest, sizeof c->tokenizer_digest, "%s", tok);
-    char *peft = lmp_strfmt("%s/adapter_config.json", dir);
-    struct stat sb;
-    int has_peft = stat(peft, &sb) == 0;
-    free(peft);
-    if (has_peft) {
-        static const char *const extra[] = { "score.weight", NULL };
-        rc = lmp_lora_load(&s->host, dir, extra, NULL, &st);
-        if (rc == 0) rc = read_head(st, "base_model.model.score.weight", c->num_labels, s->m->config.n_embd, s->score);
-    } else {
+    /* the adapter kinds, in the order saved; a folder from before that list
+     * was recorded has LoRA's PEFT files or no adapters */
+    json_t *ja = json_object_get(j, "adapters");
+    const char *kinds[16];
+    int n_kinds = 0, head_loaded = 0;
+    if (ja && (!json_is_array(ja) || json_array_size(ja) > 16))
+        rc = lmp_error("%s: \"adapters\" must be a list of at most 16 adapter kinds", info);
+    for (size_t k = 0; rc == 0 && ja && k < json_array_size(ja); k++)
+        if (!(kinds[n_kinds++] = json_string_value(json_array_get(ja, k))))
+            rc = lmp_error("%s: \"adapters\"[%zu] is not an adapter kind's name", info, k);
+    if (!ja) {
+        char *peft = lmp_strfmt("%s/adapter_config.json", dir);
+        struct stat sb;
+        if (stat(peft, &sb) == 0) kinds[n_kinds++] = "lora";
+        free(peft);
+    }
+    lmp_adapter_tensor head = { "score.weight", s->score, 2, { c->num_labels, s->m->config.n_embd }, "num_labels, n_embd" };
+    lmp_adapter_files f = { "SEQ_CLS", base, &head, 1 };
+    if (rc == 0 && n_kinds) rc = lmp_adapter_host_load(&s->host, dir, kinds, n_kinds, &f, &head_loaded);
+    if (rc == 0 && !head_loaded) {
         char *p = lmp_strfmt("%s/score.safetensors", dir);
         rc = lmp_st_open(p, &st);
         free(p);
@@ -412,3 +441,5 @@ done:
     *out = c;
     return c ? 0 : -1;
 }
+
+LMP_CLASSIFIER_KIND(gpt2, "gpt2", lmp_gpt2_classifier_load)

@@ -13,15 +13,18 @@
  *
  * Saved folder:
  *   classifier.json   {"kind": "gpt2", num_labels, tokenizer_digest, freeze_base,
- *                      "base": "model" | {"path", "bytes", "sha256"}}
+ *                      "base": "model" | {"path", "bytes", "sha256"},
+ *                      "adapters": [kinds, in the order saved] (with adapters)}
  *   model/            the body (lmp_gpt2_save), unless it is unchanged from a
  *                     file (then only its path, size and the SHA-256 of its
  *                     weights file are recorded, and loading refuses a base
  *                     that differs; a record without sha256, from an older
  *                     lmpipe, loads unverified)
- *   adapter_config.json + adapter_model.safetensors   with LoRA: the PEFT
+ *   each adapter kind's files (lmp_adapter_ops save/load, core/nn/adapter.h):
+ *     adapter_config.json + adapter_model.safetensors   with LoRA: the PEFT
  *                     folder, score in it as base_model.model.score.weight
- *   score.safetensors without LoRA: {"score.weight"}
+ *     (a folder without "adapters" but with these is LoRA's: older lmpipe)
+ *   score.safetensors when no adapter kind keeps the head: {"score.weight"}
  */
 #ifndef LMP_GPT2_CLASSIFIER_H
 #define LMP_GPT2_CLASSIFIER_H

@@ -1,32 +1,73 @@
 /*
- * lm.c — the "lm" artifact type (see lm.h).
+ * lm.c — the "lm" artifact type (see lm.h): an lm of any registered family,
+ * saved and loaded with its tokenizer.
  */
 #include "config.h"
 
+#include <jansson.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lm.h"
 #include "util.h"
 
-int lmp_lm_new(lmp_gpt2 *model, lmp_tokenizer *tok, lmp_lm **out)
+/* Filled by the families themselves (LMP_LM_FAMILY). */
+#define MAX_FAMILIES 16
+static struct {
+    const char *family;
+    lmp_lm_loader load;
+} families[MAX_FAMILIES];
+static int n_families;
+
+int lmp_lm_family_register(const char *family, lmp_lm_loader load)
 {
-    *out = NULL;
-    int V = lmp_bpe_vocab_size(tok->bpe);
-    if (model->config.vocab_size < V)
-        return lmp_error("%s: vocabulary of %d tokens is smaller than the tokenizer's %d",
-                         model->source, model->config.vocab_size, V);
-    lmp_lm *lm = callocCheck(1, sizeof *lm);
-    lm->model = model;
-    lm->tok = tok;
-    *out = lm;
+    for (int i = 0; i < n_families; i++)
+        if (strcmp(families[i].family, family) == 0) {
+            if (families[i].load == load) return 0;
+            return lmp_error("language-model family '%s' is already registered", family);
+        }
+    if (n_families == MAX_FAMILIES) return lmp_error("too many language-model families");
+    families[n_families].family = family;
+    families[n_families++].load = load;
     return 0;
+}
+
+lmp_lm *lmp_lm_new(const lmp_lm_ops *ops, void *impl, lmp_tokenizer *tok)
+{
+    lmp_lm *lm = callocCheck(1, sizeof *lm);
+    lm->ops = ops;
+    lm->impl = impl;
+    lm->tok = tok;
+    return lm;
 }
 
 int lmp_lm_save(const void *p, const char *dir)
 {
     const lmp_lm *lm = p;
-    if (lmp_gpt2_save(lm->model, dir) != 0) return -1; /* creates dir */
+    if (lm->ops->save(lm, dir) != 0) return -1; /* creates dir */
     return lmp_tokenizer_save_dir(lm->tok, dir);
+}
+
+/* DIR/config.json's model_type, or NULL with an error naming the file. */
+static char *model_type(const char *dir)
+{
+    char *path = lmp_strfmt("%s/config.json", dir), *text = NULL, *type = NULL;
+    size_t len;
+    json_t *root = NULL;
+    json_error_t jerr;
+    if (lmp_read_file(path, 1 << 20, &text, &len) != 0) goto done;
+    if (!(root = json_loadb(text, len, 0, &jerr))) {
+        lmp_error("%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
+        goto done;
+    }
+    const char *t = json_string_value(json_object_get(root, "model_type"));
+    if (!t) lmp_error("%s: no \"model_type\" string", path);
+    else type = strdupCheck(t);
+done:
+    json_decref(root);
+    free(text);
+    free(path);
+    return type;
 }
 
 int lmp_lm_load(const char *dir, void **out)
@@ -34,31 +75,31 @@ int lmp_lm_load(const char *dir, void **out)
     *out = NULL;
     lmp_tokenizer *tok;
     if (lmp_tokenizer_load_dir(dir, &tok) != 0) return -1;
-    lmp_gpt2 *m;
-    if (lmp_gpt2_load(dir, &m) != 0) {
-        lmp_tokenizer_free(tok);
-        return -1;
-    }
-    lmp_lm *lm;
-    if (lmp_lm_new(m, tok, &lm) != 0) {
-        lmp_gpt2_free(m);
-        lmp_tokenizer_free(tok);
-        return -1;
-    }
-    *out = lm;
-    return 0;
+    char *type = model_type(dir);
+    int rc = -1, found = 0;
+    for (int i = 0; type && i < n_families && !found; i++)
+        if (strcmp(families[i].family, type) == 0) {
+            lmp_lm *lm;
+            found = 1;
+            if ((rc = families[i].load(dir, tok, &lm)) == 0) *out = lm;
+        }
+    if (type && !found)
+        lmp_error("%s/config.json: unknown language-model family \"%s\" (is its plugin loaded?)", dir, type);
+    if (rc != 0) lmp_tokenizer_free(tok);
+    free(type);
+    return rc;
 }
 
 void lmp_lm_free(void *p)
 {
     lmp_lm *lm = p;
     if (!lm) return;
-    lmp_gpt2_free(lm->model);
+    if (lm->impl) lm->ops->free(lm);
     lmp_tokenizer_free(lm->tok);
     free(lm);
 }
 
 const lmp_type lmp_type_lm = {
-    "lm", "a GPT-2 language model and its tokenizer (HF folder)", lmp_lm_free, lmp_lm_save,
+    "lm", "a language model (GPT-2, ...) and its tokenizer (HF folder)", lmp_lm_free, lmp_lm_save,
     lmp_lm_load,
 };

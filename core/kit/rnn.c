@@ -2,7 +2,7 @@
  * rnn.c — the RNN classifier of rnn.h: configuration, tensors, the
  * classifier object (forward/backward from rnn_impl.h compiled in float),
  * PyTorch's default initialisation, embedding initialisation from GPT-2's
- * wte, save and load.
+ * wte, save and load (kind "rnn", registered here).
  */
 #include "config.h"
 
@@ -306,3 +306,5 @@ done:
     *out = c;
     return rc;
 }
+
+LMP_CLASSIFIER_KIND(rnn, "rnn", lmp_rnn_classifier_load)

@@ -1,6 +1,7 @@
 /*
  * adapter.c — linear layers with adapter hooks, target patterns, and the
- * host's bookkeeping of attached adapters (see adapter.h).
+ * host's bookkeeping of attached adapters, saving and loading them kind by
+ * kind, and the registry of kinds (see adapter.h).
  */
 #include "config.h"
 
@@ -193,6 +194,86 @@ void lmp_adapter_host_free(lmp_adapter_host *h)
         h->scratch[k] = NULL;
         h->scratch_n[k] = 0;
     }
+}
+
+/* ------------------------------------------------------------ saving */
+
+#define MAX_KINDS 16
+static const lmp_adapter_ops *registered[MAX_KINDS];
+static int n_registered;
+
+int lmp_adapter_kind_register(const lmp_adapter_ops *ops)
+{
+    const lmp_adapter_ops *known = lmp_adapter_kind_find(ops->kind);
+    if (known) return known == ops ? 0 : lmp_error("adapter kind '%s' is already registered", ops->kind);
+    if (n_registered == MAX_KINDS) return lmp_error("too many adapter kinds");
+    registered[n_registered++] = ops;
+    return 0;
+}
+
+const lmp_adapter_ops *lmp_adapter_kind_find(const char *kind)
+{
+    for (int i = 0; i < n_registered; i++)
+        if (strcmp(registered[i]->kind, kind) == 0) return registered[i];
+    return NULL;
+}
+
+int lmp_adapter_kinds(const lmp_adapter_host *h, const lmp_adapter_ops **kinds, int max)
+{
+    int n = 0;
+    for (int i = 0; i < h->n_attached; i++) {
+        int k = 0;
+        while (k < n && kinds[k] != h->attached[i]->ops) k++;
+        if (k == n && n < max) kinds[n++] = h->attached[i]->ops;
+    }
+    return n;
+}
+
+static int kind_rank(const lmp_adapter_ops *const *kinds, int n, const lmp_adapter_ops *ops)
+{
+    for (int k = 0; k < n; k++)
+        if (kinds[k] == ops) return k;
+    return n;
+}
+
+int lmp_adapter_host_save(const lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f, int *extra_saved)
+{
+    *extra_saved = 0;
+    const lmp_adapter_ops *kinds[MAX_KINDS];
+    int n = lmp_adapter_kinds(h, kinds, MAX_KINDS);
+    for (int k = 0; k < n; k++)
+        if (!kinds[k]->save || !kinds[k]->load)
+            return lmp_error("%s: adapter kind '%s' cannot be saved (its lmp_adapter_ops has no save/load)", dir,
+                             kinds[k]->kind);
+    for (int i = 0; i < h->n_linears; i++)
+        for (const lmp_adapter *a = h->linears[i].adapters; a && a->next; a = a->next)
+            if (kind_rank(kinds, n, a->ops) > kind_rank(kinds, n, a->next->ops))
+                return lmp_error("%s: on %s a %s adapter follows a %s one, an order that loading kind by kind "
+                                 "(%s first) would not restore", dir, h->linears[i].name, a->next->ops->kind,
+                                 a->ops->kind, a->next->ops->kind);
+    lmp_adapter_files none = { f->task_type, f->base, NULL, 0 };
+    for (int k = 0; k < n; k++) {
+        int r = kinds[k]->save(h, dir, *extra_saved ? &none : f);
+        if (r < 0) return -1;
+        *extra_saved |= r > 0;
+    }
+    return 0;
+}
+
+int lmp_adapter_host_load(lmp_adapter_host *h, const char *dir, const char *const *kinds, int n_kinds,
+                          const lmp_adapter_files *f, int *extra_loaded)
+{
+    *extra_loaded = 0;
+    lmp_adapter_files none = { f->task_type, f->base, NULL, 0 };
+    for (int k = 0; k < n_kinds; k++) {
+        const lmp_adapter_ops *ops = lmp_adapter_kind_find(kinds[k]);
+        if (!ops) return lmp_error("%s: unknown adapter kind \"%s\" (is its plugin loaded?)", dir, kinds[k]);
+        if (!ops->load) return lmp_error("%s: adapter kind '%s' cannot be loaded", dir, kinds[k]);
+        int r = ops->load(h, dir, *extra_loaded ? &none : f);
+        if (r < 0) return -1;
+        *extra_loaded |= r > 0;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ for adapter kinds */

@@ -74,11 +74,25 @@
  *  - merge (optional): fold the adapter into l->weight / l->bias, which the
  *    host has made writable; the adapter is detached afterwards.
  *  - destroy: free ctx (the lmp_adapter itself is freed by the host).
+ *  - save / load (optional; without them a model with this kind attached
+ *    cannot be saved, nor cached): functions of the kind, not of one
+ *    adapter.  save writes every adapter of the kind on h into the model's
+ *    folder `dir`, in files of the kind's choosing (LoRA: the PEFT folder,
+ *    adapter_config.json + adapter_model.safetensors; the IA3 example:
+ *    ia3.safetensors); load reads them back and attaches them to h, after
+ *    checking all of them (nothing attached on error).  f->extra are tensors
+ *    of the model outside its adapted layers (a task head) that a format
+ *    may keep beside the adapters (PEFT's modules_to_save): save returns 1
+ *    when it wrote them, 0 when the model must; load returns 1 when it
+ *    filled them.  A kind registers itself (LMP_ADAPTER_KIND) so that a
+ *    saved model finds its load by name.
  */
 #ifndef LMP_ADAPTER_H
 #define LMP_ADAPTER_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "errors.h"
 #include "optim.h"
@@ -92,6 +106,23 @@ typedef struct lmp_linear lmp_linear;
 typedef struct lmp_adapter lmp_adapter;
 typedef struct lmp_adapter_host lmp_adapter_host;
 
+/* A tensor of the model saved with its adapters (save and load below). */
+typedef struct {
+    const char *name; /* the model's own name for it: "score.weight" */
+    float *data;      /* save: read; load: filled */
+    int ndim;         /* 1 or 2 */
+    int64_t shape[2];
+    const char *dims; /* what the dimensions are, for messages: "num_labels, n_embd" */
+} lmp_adapter_tensor;
+
+/* What the model tells the kinds' save and load about itself. */
+typedef struct {
+    const char *task_type;     /* PEFT's task type of the model ("SEQ_CLS"), or NULL */
+    const char *base;          /* the base checkpoint the model was built over, or NULL */
+    lmp_adapter_tensor *extra; /* tensors a format may keep with the adapters */
+    int n_extra;
+} lmp_adapter_files;
+
 typedef struct {
     const char *kind; /* "lora", "ia3", ... */
     void (*forward)(lmp_adapter *a, const lmp_linear *l, float *out, const float *inp, int N);
@@ -100,6 +131,9 @@ typedef struct {
     int (*params)(lmp_adapter *a, lmp_params_group *g);
     int (*merge)(lmp_adapter *a, lmp_linear *l); /* NULL: this kind cannot be merged */
     void (*destroy)(lmp_adapter *a);
+    /* NULL: a model with this kind attached cannot be saved (see above) */
+    int (*save)(const lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f);
+    int (*load)(lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f);
 } lmp_adapter_ops;
 
 struct lmp_adapter {
@@ -184,6 +218,36 @@ int lmp_adapter_merge_all(lmp_adapter_host *h);
 int lmp_adapter_host_params(lmp_adapter_host *h, lmp_params_group *g);
 /* Destroy every attached adapter and the scratch buffers. */
 void lmp_adapter_host_free(lmp_adapter_host *h);
+
+/* ------------------------------------------------------------ saving */
+
+/* The kinds attached to h, each once, in the order of their first
+ * attachment (at most max; returns how many). */
+int lmp_adapter_kinds(const lmp_adapter_host *h, const lmp_adapter_ops **kinds, int max);
+/* Save every attached adapter into dir, kind by kind in lmp_adapter_kinds
+ * order (so a model records that list, and loads in it).  *extra_saved: 1
+ * when a kind wrote f->extra (the first kind that keeps them gets them).
+ * Errors: a kind without save; a layer whose adapters were attached in an
+ * order that loading kind by kind would not restore. */
+int lmp_adapter_host_save(const lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f, int *extra_saved);
+/* Load the adapters of `kinds` (names, in the order saved) from dir and
+ * attach them.  *extra_loaded: 1 when a kind filled f->extra.  Errors: a
+ * kind not registered (its plugin not loaded), or one without load. */
+int lmp_adapter_host_load(lmp_adapter_host *h, const char *dir, const char *const *kinds, int n_kinds,
+                          const lmp_adapter_files *f, int *extra_loaded);
+
+/* Adapter kinds by name, for loading (registering one twice is harmless). */
+int lmp_adapter_kind_register(const lmp_adapter_ops *ops);
+const lmp_adapter_ops *lmp_adapter_kind_find(const char *kind);
+/* Register a kind from the file that implements it, core or plugin alike
+ * (a constructor: see LMP_CLASSIFIER_KIND in core/kit/classifier.h):
+ *     LMP_ADAPTER_KIND(ia3, &ia3_ops) */
+#define LMP_ADAPTER_KIND(tag, ops)                                        \
+    __attribute__((constructor)) static void lmp_adapter_kind_##tag(void) \
+    {                                                                     \
+        if (lmp_adapter_kind_register(ops) != 0)                          \
+            fprintf(stderr, "lmpipe: %s\n", lmp_errmsg());                 \
+    }
 
 /* ------------------------------------------------------------ for adapter kinds */
 

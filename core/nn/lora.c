@@ -1,6 +1,8 @@
 /*
  * lora.c — the LoRA adapter kind: forward/backward on nn.h's kernels,
- * parameters, merge, and the Hugging Face PEFT adapter folder (see lora.h).
+ * parameters, merge, and the Hugging Face PEFT adapter folder (see lora.h),
+ * which is also the kind's save/load of core/nn/adapter.h (kind "lora",
+ * registered here).
  */
 #include "config.h"
 
@@ -113,6 +115,9 @@ static void lora_destroy(lmp_adapter *a)
     free(x);
 }
 
+static int lora_kind_save(const lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f);
+static int lora_kind_load(lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f);
+
 static const lmp_adapter_ops lora_ops = {
     .kind = "lora",
     .forward = lora_forward,
@@ -120,7 +125,11 @@ static const lmp_adapter_ops lora_ops = {
     .params = lora_params,
     .merge = lora_merge,
     .destroy = lora_destroy,
+    .save = lora_kind_save,
+    .load = lora_kind_load,
 };
+
+LMP_ADAPTER_KIND(lora, &lora_ops)
 
 /* ------------------------------------------------------------ targets */
 
@@ -358,24 +367,21 @@ static void transpose(float *dst, const float *src, int rows, int cols)
         for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
 }
 
-int lmp_lora_save(const lmp_adapter_host *h, const char *dir, const char *task_type, const char *base,
-                  const lmp_lora_extra *extra, int n_extra)
+/* The PEFT folder of h's LoRA adapters (those of other kinds are theirs to save). */
+static int peft_save(const lmp_adapter_host *h, const char *dir, const char *task_type, const char *base,
+                     const lmp_lora_extra *extra, int n_extra)
 {
     const lmp_lora_config *c = lmp_lora_config_of(h);
-    if (!c) return lmp_error("%s: the %s model has no LoRA adapters to save", dir, h->model);
-    for (int i = 0; i < h->n_attached; i++)
-        if (h->attached[i]->ops != &lora_ops)
-            return lmp_error("%s: adapter kind '%s' on %s cannot be saved in a PEFT LoRA folder", dir,
-                             h->attached[i]->ops->kind, h->attached[i]->layer->name);
     if (lmp_mkdirs(dir) != 0) return -1;
 
-    int n = 2 * h->n_attached + n_extra;
+    int n = 2 * lmp_lora_count(h) + n_extra;
     lmp_st_tensor *t = callocCheck((size_t)n, sizeof *t);
     int64_t (*shapes)[2] = callocCheck((size_t)n, sizeof *shapes);
     char **names = callocCheck((size_t)n, sizeof *names);
     float **bufs = callocCheck((size_t)n, sizeof *bufs);
     int k = 0;
     for (int i = 0; i < h->n_attached; i++) {
+        if (h->attached[i]->ops != &lora_ops) continue;
         const lmp_linear *l = h->attached[i]->layer;
         lora *x = h->attached[i]->ctx;
         char *mod = module_name(h, l);
@@ -454,6 +460,30 @@ int lmp_lora_save(const lmp_adapter_host *h, const char *dir, const char *task_t
     rc = lmp_write_file_atomic(cfgp, body, strlen(body));
     free(body), free(cfgp), free(s);
     return rc;
+}
+
+int lmp_lora_save(const lmp_adapter_host *h, const char *dir, const char *task_type, const char *base,
+                  const lmp_lora_extra *extra, int n_extra)
+{
+    if (!lmp_lora_config_of(h)) return lmp_error("%s: the %s model has no LoRA adapters to save", dir, h->model);
+    for (int i = 0; i < h->n_attached; i++)
+        if (h->attached[i]->ops != &lora_ops)
+            return lmp_error("%s: adapter kind '%s' on %s cannot be saved in a PEFT LoRA folder", dir,
+                             h->attached[i]->ops->kind, h->attached[i]->layer->name);
+    return peft_save(h, dir, task_type, base, extra, n_extra);
+}
+
+/* The kind's save (adapter.h): the PEFT folder, the model's extra tensors
+ * (its head) in it as modules_to_save. */
+static int lora_kind_save(const lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f)
+{
+    lmp_lora_extra *x = callocCheck((size_t)f->n_extra + 1, sizeof *x);
+    for (int i = 0; i < f->n_extra; i++)
+        x[i] = (lmp_lora_extra){ f->extra[i].name, f->extra[i].data, f->extra[i].ndim,
+                                 { f->extra[i].shape[0], f->extra[i].shape[1] } };
+    int rc = peft_save(h, dir, f->task_type, f->base, x, f->n_extra);
+    free(x);
+    return rc != 0 ? -1 : f->n_extra > 0;
 }
 
 /* ---- loading */
@@ -686,4 +716,37 @@ out:
     else lmp_st_close(st);
     free(cfgp), free(stp), free(sel), free(As), free(Bs);
     return rc == 0 ? 0 : -1;
+}
+
+/* The kind's load (adapter.h): the PEFT folder, and the model's extra
+ * tensors from it, each required, F32 of the model's shape. */
+static int lora_kind_load(lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f)
+{
+    const char **names = callocCheck((size_t)f->n_extra + 1, sizeof *names);
+    for (int i = 0; i < f->n_extra; i++) names[i] = f->extra[i].name;
+    lmp_st *st = NULL;
+    int rc = lmp_lora_load(h, dir, names, NULL, &st);
+    free(names);
+    for (int i = 0; rc == 0 && i < f->n_extra; i++) {
+        const lmp_adapter_tensor *e = &f->extra[i];
+        char *key = lmp_strfmt(KEY_PREFIX "%s", e->name);
+        const lmp_st_info *ti = lmp_st_find(st, key);
+        const void *d;
+        if (!ti) {
+            rc = lmp_error("%s: missing tensor \"%s\"", lmp_st_path(st), key);
+        } else if (ti->ndim != e->ndim || ti->shape[0] != e->shape[0] || (e->ndim == 2 && ti->shape[1] != e->shape[1]) ||
+                   strcmp(ti->dtype, "F32") != 0) {
+            if (e->ndim == 2)
+                rc = lmp_error("%s: tensor \"%s\" must be F32 [%lld, %lld] (%s)", lmp_st_path(st), key,
+                               (long long)e->shape[0], (long long)e->shape[1], e->dims);
+            else
+                rc = lmp_error("%s: tensor \"%s\" must be F32 [%lld] (%s)", lmp_st_path(st), key,
+                               (long long)e->shape[0], e->dims);
+        } else if ((rc = lmp_st_get(st, key, "F32", &d, NULL, NULL)) == 0) {
+            memcpy(e->data, d, (size_t)e->shape[0] * (e->ndim == 2 ? (size_t)e->shape[1] : 1) * sizeof(float));
+        }
+        free(key);
+    }
+    lmp_st_close(st);
+    return rc != 0 ? -1 : f->n_extra > 0;
 }

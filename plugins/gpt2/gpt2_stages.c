@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "gpt2.h"
-#include "lm.h"
+#include "gpt2_lm.h"
 #include "lmpipe.h"
 #include "paths.h"
 #include "tokenizer.h"
@@ -66,13 +66,18 @@ static int gpt2_run(lmp_stage *st)
         }
         int rc = lmp_tokenizer_load_dir(dir, &tok);
         free(dir);
-        if (rc != 0 || lmp_lm_new(m, tok, &lm) != 0) {
+        if (rc != 0 || lmp_gpt2_lm_new(m, tok, &lm) != 0) {
             if (tok) lmp_tokenizer_free(tok);
             lmp_gpt2_free(m);
             return -1;
         }
     }
-    const lmp_gpt2_config *c = &lm->model->config;
+    const lmp_gpt2 *m = lmp_gpt2_lm_model(lm);
+    if (!m) {
+        lmp_lm_free(lm);
+        return -1;
+    }
+    const lmp_gpt2_config *c = &m->config;
     lmp_info(st, "GPT-2 %d layers x %d dims, %d heads, context %d, vocabulary %d (%zu parameters)", c->n_layer,
              c->n_embd, c->n_head, c->n_ctx, c->vocab_size, lmp_gpt2_num_params(c));
     char buf[32];
@@ -133,6 +138,8 @@ static int on_token(void *user, int seq, int token, const float *logits)
 static int generate_run(lmp_stage *st)
 {
     lmp_lm *lm = lmp_input(st, "lm");
+    lmp_gpt2 *m = lmp_gpt2_lm_model(lm);
+    if (!m) return -1;
     const char *prompt = lmp_param_str(st, "prompt");
     int *pids;
     size_t plen;
@@ -148,10 +155,10 @@ static int generate_run(lmp_stage *st)
         pids[0] = lmp_bpe_eot(lm->tok->bpe);
         plen = 1;
     }
-    if ((int)plen > lm->model->config.n_ctx) {
+    if ((int)plen > m->config.n_ctx) {
         free(pids);
         return lmp_error("the prompt has %zu tokens, more than the model's context of %d", plen,
-                         lm->model->config.n_ctx);
+                         m->config.n_ctx);
     }
     lmp_gpt2_gen_opts o;
     lmp_gpt2_gen_opts_default(&o);
@@ -170,7 +177,7 @@ static int generate_run(lmp_stage *st)
                    callocCheck((size_t)S, sizeof(int)), lmp_param_bool(st, "stream")};
     if (g.stream) printf("%s", prompt), fflush(stdout);
     double t0 = lmp_now();
-    int rc = lmp_gpt2_generate(lm->model, (const int *const *)prompts, lens, S, &o, on_token, &g);
+    int rc = lmp_gpt2_generate(m, (const int *const *)prompts, lens, S, &o, on_token, &g);
     double dt = lmp_now() - t0;
     if (g.stream) printf("\n"), fflush(stdout);
     lmp_sbuf out = {0};
@@ -222,6 +229,8 @@ static const lmp_param ppl_params[] = {
 static int perplexity_run(lmp_stage *st)
 {
     lmp_lm *lm = lmp_input(st, "lm");
+    lmp_gpt2 *m = lmp_gpt2_lm_model(lm);
+    if (!m) return -1;
     const char *file = lmp_param_str(st, "file");
     char *text;
     size_t len;
@@ -238,12 +247,12 @@ static int perplexity_run(lmp_stage *st)
         return lmp_error("%s: fewer than 2 tokens to score", file);
     }
     int stride = (int)lmp_param_int(st, "stride");
-    if (stride > lm->model->config.n_ctx) {
+    if (stride > m->config.n_ctx) {
         free(ids);
-        return lmp_error("stride %d is longer than the model's context of %d", stride, lm->model->config.n_ctx);
+        return lmp_error("stride %d is longer than the model's context of %d", stride, m->config.n_ctx);
     }
     lmp_gpt2_ppl r;
-    rc = lmp_gpt2_perplexity(lm->model, ids, (long)n, stride, &r);
+    rc = lmp_gpt2_perplexity(m, ids, (long)n, stride, &r);
     free(ids);
     if (rc != 0) return -1;
     lmp_log_metric(st, "nll", -1, r.nll);

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "gpt2_classifier.h"
-#include "lm.h"
+#include "gpt2_lm.h"
 #include "lmpipe.h"
 #include "tokenizer.h"
 
@@ -49,11 +49,12 @@ static int run(lmp_stage *st)
     if (strcmp(base, "lm") == 0) {
         lmp_lm *lm = lmp_input_take(st, "lm");
         if (!lm) return lmp_error("base=lm but no language model is wired in (add a gpt2 stage before, or set base=PATH)");
-        m = lm->model;
         memcpy(lm_digest, lm->tok->digest, sizeof lm_digest);
+        if (!(m = lmp_gpt2_lm_take(lm))) {
+            lmp_lm_free(lm);
+            return lmp_error("base=lm: %s", lmp_errmsg());
+        }
         base = m->source ? m->source : "lm";
-        lm->model = NULL;
-        lmp_lm_free(lm);
     } else if (lmp_gpt2_load(base, &m) != 0) {
         return -1;
     }

@@ -24,7 +24,7 @@
 #include "ckptdir.h"
 #include "dist.h"
 #include "corpus.h"
-#include "lm.h"
+#include "gpt2_lm.h"
 #include "stages.h"
 #include "trainer.h"
 #include "util.h"
@@ -345,7 +345,7 @@ static int run(lmp_stage *st)
     if (ckpt && writer) lmp_remove_tree(ckpt);
     free(ckpt);
     lmp_lm *lm;
-    if (lmp_lm_new(m, lmp_tokenizer_ref(tok), &lm) != 0) {
+    if (lmp_gpt2_lm_new(m, lmp_tokenizer_ref(tok), &lm) != 0) {
         lmp_tokenizer_free(tok);
         lmp_gpt2_free(m);
         return -1;

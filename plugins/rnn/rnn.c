@@ -28,7 +28,6 @@
 
 #include "classifier.h"
 #include "gpt2.h"
-#include "gpt2_classifier.h"
 #include "lm.h"
 #include "lmpipe.h"
 #include "rnn.h"
@@ -75,25 +74,26 @@ static int init_embedding(lmp_stage *st, lmp_classifier *c)
         if (c->tokenizer_digest[0] && strcmp(lm->tok->digest, c->tokenizer_digest) != 0)
             return lmp_error("lm: the language model's vocabulary (%.12s) is not the tokenizer's (%.12s)",
                              lm->tok->digest, c->tokenizer_digest);
-        const lmp_gpt2 *m = lm->model;
-        if (lmp_rnn_classifier_init_embedding(c, m->wte, m->config.vocab_size, m->config.n_embd, seed) != 0)
-            return lmp_error("lm: %s", lmp_errmsg());
-        lmp_info(st, "embedding initialised from the wte [%d, %d] of the language model", m->config.vocab_size,
-                 m->config.n_embd);
+        if (!lm->ops->token_embedding)
+            return lmp_error("lm: a %s language model has no token embedding", lm->ops->family);
+        int V, C;
+        const float *wte = lm->ops->token_embedding(lm, &V, &C);
+        if (lmp_rnn_classifier_init_embedding(c, wte, V, C, seed) != 0) return lmp_error("lm: %s", lmp_errmsg());
+        lmp_info(st, "embedding initialised from the wte [%d, %d] of the language model", V, C);
         return 0;
     }
     if (strcmp(how, "init_from") == 0) {
         lmp_classifier *src = lmp_input(st, "init_from");
         if (!src) return lmp_error("embed_init=init_from but no classifier is wired to init_from");
-        lmp_gpt2 *m = lmp_gpt2_classifier_model(src);
-        if (!m) return lmp_error("init_from: a %s classifier has no GPT-2 token embedding", src->kind);
+        if (!src->token_embedding)
+            return lmp_error("init_from: a %s classifier has no GPT-2 token embedding", src->kind);
         if (src->tokenizer_digest[0] && c->tokenizer_digest[0] && strcmp(src->tokenizer_digest, c->tokenizer_digest) != 0)
             return lmp_error("init_from: the GPT-2 classifier's vocabulary (%.12s) is not the tokenizer's (%.12s)",
                              src->tokenizer_digest, c->tokenizer_digest);
-        if (lmp_rnn_classifier_init_embedding(c, m->wte, m->config.vocab_size, m->config.n_embd, seed) != 0)
-            return lmp_error("init_from: %s", lmp_errmsg());
-        lmp_info(st, "embedding initialised from the GPT-2 wte [%d, %d] of init_from", m->config.vocab_size,
-                 m->config.n_embd);
+        int V, C;
+        const float *wte = src->token_embedding(src, &V, &C);
+        if (lmp_rnn_classifier_init_embedding(c, wte, V, C, seed) != 0) return lmp_error("init_from: %s", lmp_errmsg());
+        lmp_info(st, "embedding initialised from the GPT-2 wte [%d, %d] of init_from", V, C);
         return 0;
     }
     const char *path = lmp_param_str(st, "wte_from");

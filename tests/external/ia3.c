@@ -12,6 +12,14 @@
  * that the model calls the adapter in forward and backward: it logs
  * `fd_rel_err` (analytic gradient of the scales against central differences)
  * and `loss_first` / `loss_last` over a few AdamW steps on a fixed batch.
+ *
+ * The kind saves and loads itself (lmp_adapter_ops save/load): a classifier
+ * with IA3 attached is written by save-classifier and by the stage cache
+ * (the stage is cacheable) as the model's folder plus ia3.safetensors, one
+ * F32 vector [out] per scaled layer under PEFT IA3's key
+ * (base_model.model.transformer.h.0.attn.c_proj.ia3_l), and read back in
+ * another process, where LMP_ADAPTER_KIND has registered the kind when the
+ * plugin was loaded.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -22,6 +30,8 @@
 #include <lmpipe.h>
 #include <nn.h>
 #include <optim.h>
+#include <safetensors.h>
+#include <util.h>
 
 typedef struct {
     float *s;        /* [out] */
@@ -91,10 +101,96 @@ static void ia3_destroy(lmp_adapter *a)
     free(x);
 }
 
+static int ia3_save(const lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f);
+static int ia3_load(lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f);
+
 static const lmp_adapter_ops ia3_ops = {
     .kind = "ia3", .forward = ia3_forward, .backward = ia3_backward,
     .params = ia3_params, .merge = ia3_merge, .destroy = ia3_destroy,
+    .save = ia3_save, .load = ia3_load,
 };
+
+LMP_ADAPTER_KIND(ia3, &ia3_ops)
+
+/* ---------------------------------------------------------------- save / load */
+
+#define IA3_FILE "ia3.safetensors"
+#define IA3_PREFIX "base_model.model."
+#define IA3_SUFFIX ".ia3_l"
+
+static int ia3_save(const lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f)
+{
+    (void)f; /* the head is the model's to save */
+    int n = 0, rc = 0;
+    lmp_st_tensor *t = callocCheck((size_t)h->n_attached + 1, sizeof *t);
+    int64_t *shape = callocCheck((size_t)h->n_attached + 1, sizeof *shape);
+    for (int i = 0; i < h->n_attached && rc == 0; i++) {
+        const lmp_adapter *a = h->attached[i];
+        if (a->ops != &ia3_ops) continue;
+        for (int k = 0; k < i; k++)
+            if (h->attached[k]->ops == &ia3_ops && h->attached[k]->layer == a->layer)
+                rc = lmp_error("%s: two ia3 adapters on %s cannot be saved", dir, a->layer->name);
+        shape[n] = a->layer->out;
+        t[n] = (lmp_st_tensor){ lmp_strfmt(IA3_PREFIX "%s%s" IA3_SUFFIX, h->prefix, a->layer->name), "F32", 1,
+                                &shape[n], ((const ia3 *)a->ctx)->s };
+        n++;
+    }
+    char *path = lmp_strfmt("%s/" IA3_FILE, dir);
+    lmp_st_kv meta[] = { { "format", "pt" }, { "adapter", "ia3" } };
+    if (rc == 0 && lmp_mkdirs(dir) == 0) rc = lmp_st_write(path, t, n, meta, 2);
+    else rc = -1;
+    for (int k = 0; k < n; k++) free((char *)t[k].name);
+    free(t), free(shape), free(path);
+    return rc;
+}
+
+/* The layer of h a key names, or NULL. */
+static lmp_linear *layer_of(lmp_adapter_host *h, const char *key)
+{
+    size_t p = strlen(IA3_PREFIX), hp = strlen(h->prefix), kl = strlen(key), sl = strlen(IA3_SUFFIX);
+    if (kl <= p + hp + sl || strncmp(key, IA3_PREFIX, p) != 0 || strncmp(key + p, h->prefix, hp) != 0 ||
+        strcmp(key + kl - sl, IA3_SUFFIX) != 0)
+        return NULL;
+    size_t nl = kl - p - hp - sl;
+    for (int i = 0; i < h->n_linears; i++)
+        if (strlen(h->linears[i].name) == nl && strncmp(key + p + hp, h->linears[i].name, nl) == 0)
+            return &h->linears[i];
+    return NULL;
+}
+
+static int ia3_load(lmp_adapter_host *h, const char *dir, const lmp_adapter_files *f)
+{
+    (void)f;
+    char *path = lmp_strfmt("%s/" IA3_FILE, dir);
+    lmp_st *st;
+    if (lmp_st_open(path, &st) != 0) {
+        free(path);
+        return -1;
+    }
+    int n = lmp_st_count(st), rc = n > 0 ? 0 : lmp_error("%s: no ia3 tensors", path);
+    lmp_linear **at = callocCheck((size_t)n + 1, sizeof *at);
+    const void **src = callocCheck((size_t)n + 1, sizeof *src);
+    for (int k = 0; k < n && rc == 0; k++) { /* everything checked before anything is attached */
+        const lmp_st_info *ti = lmp_st_info_at(st, k);
+        if (!(at[k] = layer_of(h, ti->name)))
+            rc = lmp_error("%s: tensor \"%s\" is not the ia3_l of a linear layer of the %s model", path, ti->name,
+                           h->model);
+        else if (ti->ndim != 1 || ti->shape[0] != at[k]->out || strcmp(ti->dtype, "F32") != 0)
+            rc = lmp_error("%s: tensor \"%s\" must be F32 [%d]", path, ti->name, at[k]->out);
+        else
+            rc = lmp_st_get(st, ti->name, "F32", &src[k], NULL, NULL);
+    }
+    for (int k = 0; k < n && rc == 0; k++) {
+        ia3 *x = callocCheck(1, sizeof *x);
+        x->s = mallocCheck((size_t)at[k]->out * sizeof(float));
+        memcpy(x->s, src[k], (size_t)at[k]->out * sizeof(float));
+        x->idx = -1;
+        rc = lmp_adapter_attach(h, at[k], lmp_adapter_new(&ia3_ops, x));
+    }
+    lmp_st_close(st);
+    free(at), free(src), free(path);
+    return rc; /* 0: the head is not here */
+}
 
 /* ---------------------------------------------------------------- the check */
 
@@ -202,7 +298,7 @@ done:
 
 static const lmp_stage_def stages[] = {
     {.name = "ia3", .description = "IA3-style output scaling (a test adapter kind)", .params = params,
-     .consumes = in, .produces = outp, .run = run},
+     .consumes = in, .produces = outp, .flags = LMP_STAGE_CACHEABLE, .run = run},
     {0},
 };
 

@@ -8,10 +8,14 @@
  *   fakeclf   a "classifier" with a rule: `short` says acceptable iff the
  *             sentence has at most `threshold` words, `constant` always says
  *             `label`; it checks the batch contract evaluate must keep
- *             (T = longest row, padding = pad id) and fails loudly if not
+ *             (T = longest row, padding = pad id) and fails loudly if not;
+ *             its kind "fake" registers itself (LMP_CLASSIFIER_KIND), so
+ *             save-classifier / load-classifier and the stage cache take it
+ *             like the core's kinds: a classifier kind from outside the core
  */
 #include "config.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +102,62 @@ static void fake_destroy(lmp_classifier *c)
     free(c);
 }
 
+static int fake_save(const lmp_classifier *c, const char *dir);
+
+static lmp_classifier *fake_new(fake *f, int num_labels, int max_len)
+{
+    lmp_classifier *c = callocCheck(1, sizeof *c);
+    c->kind = "fake";
+    c->num_labels = num_labels;
+    c->max_len = max_len;
+    c->impl = f;
+    c->forward = fake_forward;
+    c->save = fake_save;
+    c->destroy = fake_destroy;
+    return c;
+}
+
+/* DIR/classifier.json: {"kind": "fake", the rule and its settings} */
+static int fake_save(const lmp_classifier *c, const char *dir)
+{
+    const fake *f = c->impl;
+    if (lmp_mkdirs(dir) != 0) return -1;
+    char *p = lmp_strfmt("%s/classifier.json", dir);
+    char *body = lmp_strfmt("{\"kind\": \"fake\", \"rule\": %d, \"threshold\": %d, \"label\": %d, \"pad\": %d, "
+                            "\"num_labels\": %d, \"max_len\": %d, \"tokenizer_digest\": \"%s\"}\n",
+                            f->rule, f->threshold, f->label, f->pad, c->num_labels, c->max_len, c->tokenizer_digest);
+    int rc = lmp_write_file_atomic(p, body, strlen(body));
+    free(p), free(body);
+    return rc;
+}
+
+static int fake_load(const char *dir, lmp_classifier **out)
+{
+    *out = NULL;
+    char *p = lmp_strfmt("%s/classifier.json", dir);
+    json_error_t jerr;
+    json_t *j = json_load_file(p, 0, &jerr);
+    int rule, threshold, label, pad, num_labels, max_len;
+    const char *tok;
+    int rc = !j ? lmp_error("%s: %s", p, jerr.text)
+             : json_unpack(j, "{s:i, s:i, s:i, s:i, s:i, s:i, s:s}", "rule", &rule, "threshold", &threshold, "label",
+                           &label, "pad", &pad, "num_labels", &num_labels, "max_len", &max_len, "tokenizer_digest",
+                           &tok) != 0
+             ? lmp_error("%s: not a fake classifier", p)
+             : 0;
+    if (rc == 0) {
+        fake *f = callocCheck(1, sizeof *f);
+        *f = (fake){ rule, threshold, label, pad };
+        *out = fake_new(f, num_labels, max_len);
+        snprintf((*out)->tokenizer_digest, sizeof (*out)->tokenizer_digest, "%s", tok);
+    }
+    json_decref(j);
+    free(p);
+    return rc;
+}
+
+LMP_CLASSIFIER_KIND(fake, "fake", fake_load)
+
 static const lmp_param clf_params[] = {
     {"rule", LMP_ENUM, "short", LMP_UNBOUNDED, "short|constant|nan", "how to classify"},
     {"threshold", LMP_INT, "4", 0, 1000, NULL, "short: at most this many words is acceptable"},
@@ -118,16 +178,10 @@ static int clf_run(lmp_stage *st)
     f->threshold = (int)lmp_param_int(st, "threshold");
     f->label = (int)lmp_param_int(st, "label");
     f->pad = (int)lmp_param_int(st, "pad");
-    lmp_classifier *c = callocCheck(1, sizeof *c);
-    c->kind = "fake";
-    c->num_labels = (int)lmp_param_int(st, "num_labels");
-    c->max_len = (int)lmp_param_int(st, "max_len");
+    lmp_classifier *c = fake_new(f, (int)lmp_param_int(st, "num_labels"), (int)lmp_param_int(st, "max_len"));
     const char *tok = lmp_param_str(st, "tokenizer");
     if (strcmp(tok, "faketok") == 0) faketok_digest(c->tokenizer_digest);
     else snprintf(c->tokenizer_digest, sizeof c->tokenizer_digest, "%s", tok);
-    c->impl = f;
-    c->forward = fake_forward;
-    c->destroy = fake_destroy;
     return lmp_output(st, "classifier", c);
 }
 
