@@ -5,7 +5,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include "trainer.h"
+#include "lm_train.h"
 #include "util.h"
 #include "testutil.h"
 

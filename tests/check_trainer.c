@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "ckptdir.h"
-#include "trainer.h"
+#include "lm_train.h"
 #include "util.h"
 #include "testutil.h"
 

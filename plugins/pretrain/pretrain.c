@@ -1,6 +1,6 @@
 /*
  * pretrain.c — stage "pretrain": causal-LM training of a GPT-2-architecture
- * model from scratch on text files, with the core trainer (trainer.h).
+ * model from scratch on text files, with the core trainer (core/nn/lm_train.h).
  *
  * The files are tokenized once with the input tokenizer (cached, see
  * corpus.h); the last val_fraction of the token stream is held out.  Every
@@ -27,7 +27,7 @@
 #include "corpus.h"
 #include "lm.h"
 #include "stages.h"
-#include "trainer.h"
+#include "lm_train.h"
 #include "util.h"
 
 static const lmp_param params[] = {

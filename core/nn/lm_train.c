@@ -1,5 +1,5 @@
 /*
- * trainer.c — causal-LM training of a GPT-2 (see trainer.h): the windowed,
+ * lm_train.c — causal-LM training of a GPT-2 (see lm_train.h): the windowed,
  * shuffled token stream, the optimizer step with gradient accumulation,
  * non-finite handling, held-out evaluation, and exact-resume checkpoints.
  */
@@ -15,7 +15,7 @@
 
 #include "ckptdir.h"
 #include "dist.h"
-#include "trainer.h"
+#include "lm_train.h"
 
 /* ------------------------------------------------------------ data */
 

@@ -1,5 +1,5 @@
 /*
- * fit.h — the supervised training loop every classifier-training stage
+ * cls_train.h — the supervised training loop every classifier-training stage
  * shares (train, kd): batching through core/kit/batch.c, micro-batches, the
  * loss (cross-entropy, or the stage's own), global-norm clipping, Adam or
  * AdamW under a warmup + decay schedule, the non-finite policy, an
@@ -15,8 +15,8 @@
  * over the ranks), and `dev_loss` (cross-entropy),
  * `dev_acc`, `dev_mcc` (a full pass in evaluation mode); `best_epoch`.
  */
-#ifndef LMP_FIT_H
-#define LMP_FIT_H
+#ifndef LMP_CLS_TRAIN_H
+#define LMP_CLS_TRAIN_H
 
 #include "classifier.h"
 #include "dataset.h"

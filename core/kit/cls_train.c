@@ -1,5 +1,5 @@
 /*
- * fit.c — the training loop of fit.h, shared by the train and kd stages.
+ * cls_train.c — the classifier training loop of cls_train.h, shared by the train and kd stages.
  */
 #include "config.h"
 
@@ -9,7 +9,7 @@
 
 #include "batch.h"
 #include "dist.h"
-#include "fit.h"
+#include "cls_train.h"
 #include "metrics.h"
 #include "nn.h"
 #include "run.h"

@@ -1,5 +1,5 @@
 /*
- * trainer.h — causal-language-model training of a GPT-2 on a token stream:
+ * lm_train.h — causal-language-model training of a GPT-2 on a token stream:
  * batches of windows from the stream in a shuffled order, the training step
  * (forward, fused LM loss, backward, gradient accumulation over
  * micro-batches, clipping, AdamW on a learning-rate schedule), handling of
@@ -20,8 +20,8 @@
  *     }
  *     lmp_lm_trainer_free(tr);
  */
-#ifndef LMP_TRAINER_H
-#define LMP_TRAINER_H
+#ifndef LMP_LM_TRAIN_H
+#define LMP_LM_TRAIN_H
 
 #include <stddef.h>
 #include <stdint.h>
