@@ -60,10 +60,8 @@ typedef struct {
     int epochs, batch, accumulate, eval_batch;
     int fixed_T;  /* padding=fixed: pad to this; 0: dynamic */
     int max_len;  /* the max_len parameter (0: the classifier's limit) */
-    int adamw;
-    double lr, weight_decay, beta1, beta2, eps, warmup, min_lr, clip;
-    lmp_lr_kind schedule;
-    int shuffle, early_stopping, restore_best, skip_nonfinite, log_every;
+    lmp_optim_opts optim; /* the optimizer (optim.h) */
+    int shuffle, early_stopping, restore_best, log_every;
     const char *eval_split, *monitor;
 } lmp_fit_opts;
 

@@ -234,14 +234,14 @@ static int run(lmp_stage *st)
     int64_t steps = budget > 0 ? (budget + per_step - 1) / per_step : lmp_param_int(st, "steps");
     if (steps > 1000000000) return lmp_error("tokens %lld need %lld steps (too many)", (long long)budget, (long long)steps);
     o.steps = (int)steps;
-    o.lr = lmp_param_float(st, "lr");
-    o.min_lr = o.lr * lmp_param_float(st, "min_lr_ratio");
-    o.warmup = (int)lmp_param_int(st, "warmup");
-    if (lr_schedule_parse(lmp_param_str(st, "schedule"), &o.schedule) != 0) return -1;
-    o.weight_decay = lmp_param_float(st, "weight_decay");
-    o.beta2 = lmp_param_float(st, "beta2");
-    o.clip = (float)lmp_param_float(st, "clip");
-    o.skip_nonfinite = lmp_param_bool(st, "skip_nonfinite");
+    o.optim.lr = lmp_param_float(st, "lr");
+    o.optim.min_lr = o.optim.lr * lmp_param_float(st, "min_lr_ratio");
+    o.optim.warmup_steps = (int)lmp_param_int(st, "warmup");
+    if (lr_schedule_parse(lmp_param_str(st, "schedule"), &o.optim.schedule) != 0) return -1;
+    o.optim.weight_decay = lmp_param_float(st, "weight_decay");
+    o.optim.beta2 = lmp_param_float(st, "beta2");
+    o.optim.clip = (float)lmp_param_float(st, "clip");
+    o.optim.skip_nonfinite = lmp_param_bool(st, "skip_nonfinite");
 
     /* data */
     char **files;
