@@ -29,20 +29,7 @@ int lmp_fit_opts_read(lmp_stage *st, lmp_fit_opts *o)
         if (o->max_len == 0) return lmp_error("padding=fixed needs max_len > 0");
         o->fixed_T = o->max_len;
     }
-    lmp_optim_opts *op = &o->optim;
-    lmp_optim_opts_default(op);
-    op->adamw = strcmp(lmp_param_str(st, "optimizer"), "adamw") == 0;
-    op->lr = lmp_param_float(st, "lr");
-    op->weight_decay = lmp_param_float(st, "weight_decay");
-    op->beta1 = lmp_param_float(st, "beta1");
-    op->beta2 = lmp_param_float(st, "beta2");
-    op->eps = lmp_param_float(st, "eps");
-    op->clip = lmp_param_float(st, "clip");
-    op->min_lr = lmp_param_float(st, "min_lr");
-    op->warmup = lmp_param_float(st, "warmup");
-    op->warmup_steps = -1;
-    if (lr_schedule_parse(lmp_param_str(st, "schedule"), &op->schedule) != 0) return -1;
-    op->skip_nonfinite = strcmp(lmp_param_str(st, "on_nonfinite"), "skip") == 0;
+    if (lmp_optim_opts_read(st, &o->optim, 0) != 0) return -1;
     o->log_every = (int)lmp_param_int(st, "log_every");
     o->early_stopping = (int)lmp_param_int(st, "early_stopping");
     o->monitor = lmp_param_str(st, "monitor");
