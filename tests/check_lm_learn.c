@@ -5,7 +5,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include "trainer.h"
+#include "lm_train.h"
 #include "util.h"
 #include "testutil.h"
 
@@ -37,9 +37,9 @@ START_TEST(learns_moby_dick)
     o.B = 16;
     o.T = 16;
     o.steps = 300;
-    o.warmup = 10;
-    o.lr = 2e-3;
-    o.min_lr = 2e-4;
+    o.optim.warmup_steps = 10;
+    o.optim.lr = 2e-3;
+    o.optim.min_lr = 2e-4;
     lmp_lm_trainer *tr;
     ck_assert_int_eq(lmp_lm_trainer_new(m, &o, tok, ntrain, 7, &tr), 0);
     double before, after;

@@ -2,7 +2,8 @@
  * check_optim.c — AdamW/Adam against hand-computed values and against
  * torch.optim numbers (tests/fixtures/optim/torch_adam.txt, made by
  * make_fixture.py there), gradient clipping, learning-rate schedules,
- * parameter groups and their saved optimizer state.
+ * parameter groups and their saved optimizer state, and the one optimizer
+ * step (lmp_optim_step) every training loop takes.
  */
 #include "config.h"
 
@@ -333,6 +334,144 @@ START_TEST(optimizer_state)
 }
 END_TEST
 
+/* ------------------------------------------------------------ lmp_optim_step */
+
+/* Two trainable tensors (the second without decay) with set data and grads. */
+static void step_group(lmp_params_group *g, float *w, float *b)
+{
+    for (int i = 0; i < 6; i++) w[i] = 0.1f * (float)(i - 2);
+    for (int i = 0; i < 3; i++) b[i] = 0.05f * (float)i;
+    lmp_params_init(g);
+    ck_assert_int_eq(lmp_params_add(g, "w", w, 6, LMP_PARAM_TRAIN), 0);
+    ck_assert_int_eq(lmp_params_add(g, "b", b, 3, LMP_PARAM_TRAIN | LMP_PARAM_NO_DECAY), 0);
+    lmp_params_alloc_grads(g);
+    for (size_t i = 0; i < g->n_trainable; i++) g->grad_mem[i] = 0.7f * (float)i - 2.0f;
+}
+
+static void step_opts(lmp_optim_opts *o)
+{
+    lmp_optim_opts_default(o);
+    o->lr = 3e-2;
+    o->min_lr = 1e-3;
+    o->schedule = LMP_LR_LINEAR;
+    o->warmup_steps = 2;
+    o->weight_decay = 0.1;
+    o->beta2 = 0.95;
+    o->clip = 0.5;
+}
+
+/* The step is clip -> schedule -> AdamW (or Adam), bit for bit, whichever
+ * of them the parts would give. */
+START_TEST(optim_step_is_its_parts)
+{
+    for (int adamw = 0; adamw < 2; adamw++) {
+        float w1[6], b1[3], w2[6], b2[3];
+        lmp_params_group g1, g2;
+        step_group(&g1, w1, b1);
+        step_group(&g2, w2, b2);
+        lmp_optim_opts o;
+        step_opts(&o);
+        o.adamw = adamw;
+        for (int step = 0; step < 5; step++) {
+            for (size_t i = 0; i < g1.n_trainable; i++)
+                g1.grad_mem[i] = g2.grad_mem[i] = 0.3f * (float)(i + step) - 1.0f;
+            double loss = 1.25;
+            lmp_optim_info info;
+            ck_assert_int_eq(lmp_optim_step(&g1, &o, step, 10, &loss, 0, &info), 0);
+            ck_assert(loss == 1.25); /* one rank: as given */
+            float norm = lmp_params_clip_grad_norm(&g2, 0.5f);
+            float lr = lr_schedule(LMP_LR_LINEAR, step, 10, 2, 3e-2f, 1e-3f);
+            if (adamw) lmp_params_adamw_step(&g2, lr, 0.9, 0.95, 1e-8, 0.1);
+            else lmp_params_adam_step(&g2, lr, 0.9, 0.95, 1e-8, 0.1);
+            ck_assert(info.grad_norm == norm);
+            ck_assert(info.lr == lr);
+            ck_assert_int_eq(info.nonfinite, 0);
+            ck_assert_int_eq(info.stop, 0);
+            ck_assert_int_eq(memcmp(w1, w2, sizeof w1), 0);
+            ck_assert_int_eq(memcmp(b1, b2, sizeof b1), 0);
+            ck_assert_int_eq(memcmp(g1.m_mem, g2.m_mem, g1.n_trainable * sizeof(float)), 0);
+        }
+        ck_assert_int_eq(g1.step, 5);
+        lmp_params_free(&g1);
+        lmp_params_free(&g2);
+    }
+}
+END_TEST
+
+/* A NaN/Inf loss or gradient norm: on_nonfinite=stop fails naming what went
+ * bad, skip returns 0; neither changes the weights, the moments or the count. */
+START_TEST(optim_step_nonfinite)
+{
+    float w[6], b[3], w0[6];
+    lmp_params_group g;
+    step_group(&g, w, b);
+    memcpy(w0, w, sizeof w);
+    lmp_optim_opts o;
+    step_opts(&o);
+    lmp_optim_info info;
+    double loss = NAN;
+    ck_assert_int_eq(lmp_optim_step(&g, &o, 0, 10, &loss, 0, &info), -1);
+    ck_assert_str_eq(lmp_errmsg(), "the loss is NaN; stopping (on_nonfinite=skip skips such steps)");
+    ck_assert_int_eq(info.nonfinite, 1);
+    loss = -INFINITY;
+    ck_assert_int_eq(lmp_optim_step(&g, &o, 0, 10, &loss, 0, &info), -1);
+    ck_assert_str_eq(lmp_errmsg(), "the loss is infinite; stopping (on_nonfinite=skip skips such steps)");
+    loss = 1;
+    g.grad_mem[4] = INFINITY;
+    ck_assert_int_eq(lmp_optim_step(&g, &o, 0, 10, &loss, 0, &info), -1);
+    ck_assert_str_eq(lmp_errmsg(), "the gradient norm is infinite; stopping (on_nonfinite=skip skips such steps)");
+    g.grad_mem[4] = NAN;
+    ck_assert_int_eq(lmp_optim_step(&g, &o, 0, 10, &loss, 0, &info), -1);
+    ck_assert_str_eq(lmp_errmsg(), "the gradient norm is NaN; stopping (on_nonfinite=skip skips such steps)");
+    ck_assert(isnan(info.grad_norm));
+    o.skip_nonfinite = 1;
+    ck_assert_int_eq(lmp_optim_step(&g, &o, 0, 10, &loss, 0, &info), 0);
+    ck_assert_int_eq(info.nonfinite, 1);
+    ck_assert_int_eq(g.step, 0);
+    ck_assert_int_eq(memcmp(w, w0, sizeof w), 0);
+    for (size_t i = 0; i < g.n_trainable; i++) ck_assert(g.m_mem[i] == 0 && g.v_mem[i] == 0);
+    /* the next finite step is AdamW's first */
+    g.grad_mem[4] = 1;
+    ck_assert_int_eq(lmp_optim_step(&g, &o, 1, 10, &loss, 0, &info), 0);
+    ck_assert_int_eq(info.nonfinite, 0);
+    ck_assert_int_eq(g.step, 1);
+    lmp_params_free(&g);
+}
+END_TEST
+
+/* warmup (a fraction of the run) and warmup_steps (a count): a count wins
+ * when >= 0; pretrain's deprecated step-count warmup=N maps to
+ * warmup_steps=N and gives its old schedule exactly. */
+START_TEST(optim_warmup_fraction_or_steps)
+{
+    lmp_optim_opts o;
+    lmp_optim_opts_default(&o);
+    ck_assert_int_eq(lmp_optim_warmup_steps(&o, 1000), 0);
+    o.warmup = 0.06;
+    o.warmup_steps = -1;
+    ck_assert_int_eq(lmp_optim_warmup_steps(&o, 1000), 60);
+    ck_assert_int_eq(lmp_optim_warmup_steps(&o, 25), 1); /* (int)(0.06 * 25) */
+    o.warmup_steps = 100;
+    ck_assert_int_eq(lmp_optim_warmup_steps(&o, 1000), 100);
+    /* old pretrain: warmup=5 steps, cosine from lr down to lr * 0.1 */
+    float w[6], b[3];
+    lmp_params_group g;
+    step_group(&g, w, b);
+    lmp_optim_opts_default(&o);
+    o.schedule = LMP_LR_COSINE;
+    o.lr = 3e-3;
+    o.min_lr = o.lr * 0.1;
+    o.warmup_steps = 5;
+    for (int step = 0; step < 30; step++) {
+        double loss = 1;
+        lmp_optim_info info;
+        ck_assert_int_eq(lmp_optim_step(&g, &o, step, 30, &loss, 0, &info), 0);
+        ck_assert(info.lr == lr_schedule(LMP_LR_COSINE, step, 30, 5, 3e-3f, (float)(3e-3 * 0.1)));
+    }
+    lmp_params_free(&g);
+}
+END_TEST
+
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
@@ -343,6 +482,9 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, schedules);
     tcase_add_test(tc, param_group);
     tcase_add_test(tc, optimizer_state);
+    tcase_add_test(tc, optim_step_is_its_parts);
+    tcase_add_test(tc, optim_step_nonfinite);
+    tcase_add_test(tc, optim_warmup_fraction_or_steps);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "ckptdir.h"
-#include "trainer.h"
+#include "lm_train.h"
 #include "util.h"
 #include "testutil.h"
 
@@ -46,9 +46,9 @@ static void opts(lmp_lm_train_opts *o, int steps)
     o->T = 16;
     o->accum = 2;
     o->steps = steps;
-    o->warmup = 3;
-    o->lr = 3e-3;
-    o->min_lr = 1e-4;
+    o->optim.warmup_steps = 3;
+    o->optim.lr = 3e-3;
+    o->optim.min_lr = 1e-4;
 }
 
 static int exists(const char *p)
@@ -205,10 +205,9 @@ START_TEST(nonfinite_steps_stop_or_skip)
     ck_assert_int_eq(lmp_lm_train_step(tr, &info), -1);
     ck_assert_int_eq(info.step, 2); /* filled, so the caller can log it */
     ck_assert_int_eq(info.skipped, 1);
-    ck_assert_str_eq(lmp_errmsg(), "step 2: loss nan, gradient norm nan: training diverged "
-                                   "(lower the learning rate, or skip such steps with skip_nonfinite)");
+    ck_assert_str_eq(lmp_errmsg(), "step 2: the loss is NaN; stopping (on_nonfinite=skip skips such steps)");
     float before = m->wte[0];
-    tr->o.skip_nonfinite = 1;
+    tr->o.optim.skip_nonfinite = 1;
     ck_assert_int_eq(lmp_lm_train_step(tr, &info), 0);
     ck_assert_int_eq(info.skipped, 1);
     ck_assert_int_eq(info.step, 2);

@@ -81,6 +81,14 @@ typedef struct {
 } lmp_param;
 
 #define LMP_PARAM_END { NULL, LMP_INT, NULL, 0, 0, NULL, NULL }
+
+/* An old spelling kept for one release: a parameter whose doc starts with
+ * LMP_DEPRECATED, the rest naming what replaces it (LMP_DEPRECATED "use
+ * on_nonfinite=skip|stop").  Setting it logs the one-line warning
+ * "parameter 'KEY' is deprecated (removed in the next release): use ...";
+ * left unset it is no part of the stage key.  The stage maps its value. */
+#define LMP_DEPRECATED "deprecated (removed in the next release): "
+int lmp_param_deprecated(const lmp_param *p);
 #define LMP_UNBOUNDED 1, -1
 
 /* ------------------------------------------------------------- artifacts */

@@ -106,6 +106,11 @@ int lmp_param_parse(const lmp_param *p, const char *text, lmp_param_value *out)
     return lmp_error("unknown parameter type %d", (int)p->type);
 }
 
+int lmp_param_deprecated(const lmp_param *p)
+{
+    return p->doc && strncmp(p->doc, LMP_DEPRECATED, strlen(LMP_DEPRECATED)) == 0;
+}
+
 const lmp_param *lmp_param_find(const lmp_param *list, const char *key)
 {
     for (const lmp_param *p = list; p && p->key; p++)

@@ -431,6 +431,7 @@ static void stage_key(lmp_stage *st)
     free(head);
     for (int i = 0; i < st->ps->nvalues; i++) {
         lmp_param_value *v = &st->ps->values[i];
+        if (!v->is_set && lmp_param_deprecated(v->spec)) continue; /* an old spelling not used */
         lmp_sha256_update(&h, v->spec->key, strlen(v->spec->key) + 1);
         lmp_sha256_update(&h, v->text, strlen(v->text) + 1);
         /* a parameter naming files or a folder: their content counts, so an
@@ -600,6 +601,9 @@ static int run_stage(lmp_runctx *rc, int i, const char **status)
                              st.def->consumes[k].name, rc->p->stages[b.stage].name);
     }
     stage_key(&st);
+    for (int k = 0; k < ps->nvalues; k++)
+        if (ps->values[k].is_set && lmp_param_deprecated(ps->values[k].spec))
+            lmp_warn(&st, "parameter '%s' is %s", ps->values[k].spec->key, ps->values[k].spec->doc);
     int use_cache = cacheable(st.def);
     if (lmp_store_stage_begin(rc->store, rc->run_id, ps->name, use_cache ? st.key : NULL) != 0) return -1;
     double t0 = lmp_now();

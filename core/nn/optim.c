@@ -210,6 +210,17 @@ void lmp_params_adamw_step(lmp_params_group *g, double lr, double beta1, double 
     }
 }
 
+void lmp_params_adam_step(lmp_params_group *g, double lr, double beta1, double beta2, double eps,
+                          double weight_decay)
+{
+    for (int i = 0; i < g->count; i++) {
+        lmp_param_tensor *t = &g->t[i];
+        if (t->grad)
+            adam_update(t->data, t->grad, t->m, t->v, t->n, lr, beta1, beta2, eps, weight_decay, g->step + 1);
+    }
+    g->step++;
+}
+
 void lmp_params_free(lmp_params_group *g)
 {
     for (int i = 0; i < g->count; i++) free(g->t[i].name);
@@ -218,6 +229,62 @@ void lmp_params_free(lmp_params_group *g)
     free(g->m_mem);
     free(g->v_mem);
     memset(g, 0, sizeof *g);
+}
+
+/* ------------------------------------------------------------ the optimizer step */
+
+void lmp_optim_opts_default(lmp_optim_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->adamw = 1;
+    o->lr = 1e-3;
+    o->schedule = LMP_LR_CONSTANT;
+    o->warmup_steps = 0;
+    o->beta1 = 0.9;
+    o->beta2 = 0.999;
+    o->eps = 1e-8;
+    o->clip = 1.0;
+}
+
+int lmp_optim_warmup_steps(const lmp_optim_opts *o, int total)
+{
+    return o->warmup_steps >= 0 ? o->warmup_steps : (int)(o->warmup * total);
+}
+
+float *lmp_optim_extra(lmp_params_group *g)
+{
+    float *x = lmp_params_grad_extra(g);
+    return x ? x + 2 : NULL;
+}
+
+int lmp_optim_step(lmp_params_group *g, const lmp_optim_opts *o, int step, int total, double *loss,
+                   int nextra, lmp_optim_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (lmp_dist_size() > 1 && g->grad_mem) {
+        /* [0] the loss, [1] the interrupt flag, [2, 2 + nextra) the caller's */
+        float *x = lmp_params_grad_extra(g);
+        x[0] = (float)*loss;
+        x[1] = (float)lmp_interrupted();
+        lmp_params_sum_grads(g, 2 + nextra);
+        *loss = x[0];
+        info->stop = x[1] > 0;
+    }
+    float norm = lmp_params_clip_grad_norm(g, (float)o->clip);
+    float lr = lr_schedule(o->schedule, step, total, lmp_optim_warmup_steps(o, total), (float)o->lr,
+                           (float)o->min_lr);
+    info->grad_norm = norm;
+    info->lr = lr;
+    if (!isfinite(*loss) || !isfinite(norm)) {
+        info->nonfinite = 1;
+        if (o->skip_nonfinite) return 0;
+        return lmp_error("%s is %s; stopping (on_nonfinite=skip skips such steps)",
+                         isfinite(*loss) ? "the gradient norm" : "the loss",
+                         isnan(isfinite(*loss) ? norm : *loss) ? "NaN" : "infinite");
+    }
+    if (o->adamw) lmp_params_adamw_step(g, lr, o->beta1, o->beta2, o->eps, o->weight_decay);
+    else lmp_params_adam_step(g, lr, o->beta1, o->beta2, o->eps, o->weight_decay);
+    return 0;
 }
 
 /* ------------------------------------------------------------ optimizer state */

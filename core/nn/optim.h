@@ -120,6 +120,64 @@ void lmp_params_adamw_step(lmp_params_group *g, double lr, double beta1, double 
                            double eps, double weight_decay);
 void lmp_params_free(lmp_params_group *g);
 
+/* One Adam step on every trainable tensor (torch Adam: weight_decay as L2 in
+ * the gradient, on every tensor alike); increments g->step. */
+void lmp_params_adam_step(lmp_params_group *g, double lr, double beta1, double beta2, double eps,
+                          double weight_decay);
+
+/* ------------------------------------------------------------ the optimizer step */
+
+/* What every training loop's optimizer does, with one meaning per field
+ * (the stages read it from the parameters of core/kit/optim_params.h). */
+typedef struct {
+    int adamw;             /* 1: AdamW (decoupled decay, not on LMP_PARAM_NO_DECAY tensors);
+                              0: Adam with weight_decay as L2 in the gradient */
+    double lr, min_lr;     /* peak learning rate; final one of the decaying schedules */
+    lmp_lr_kind schedule;  /* after warmup */
+    double warmup;         /* fraction of all steps in linear warmup (when warmup_steps < 0) */
+    int warmup_steps;      /* steps of linear warmup; < 0: (int)(warmup * total steps) */
+    double beta1, beta2, eps, weight_decay;
+    double clip;           /* max global gradient norm; <= 0: no clipping */
+    int skip_nonfinite;    /* on_nonfinite: 0 stop (fail the step), 1 skip it */
+} lmp_optim_opts;
+
+/* Defaults: AdamW, lr 1e-3, constant, no warmup, betas 0.9 / 0.999, eps
+ * 1e-8, no weight decay, clip 1, stop on non-finite values. */
+void lmp_optim_opts_default(lmp_optim_opts *o);
+/* Steps of linear warmup in a run of `total` steps. */
+int lmp_optim_warmup_steps(const lmp_optim_opts *o, int total);
+
+typedef struct {
+    float grad_norm; /* before clipping */
+    float lr;        /* the schedule's rate for this step */
+    int nonfinite;   /* the loss or the gradient norm was NaN/Inf: no update was made */
+    int stop;        /* several ranks: one was interrupted (all learn it in the same step) */
+} lmp_optim_info;
+
+/* Slots for a loop's own scalars (counts, loss parts) to be summed over the
+ * ranks with the gradients in lmp_optim_step: at most LMP_OPTIM_EXTRA, written
+ * after the backward passes (lmp_params_zero_grads zeroes them). */
+#define LMP_OPTIM_EXTRA (LMP_GRAD_EXTRA - 2)
+float *lmp_optim_extra(lmp_params_group *g);
+
+/* One optimizer step, 0-based `step` of `total`, on the gradients the
+ * caller's backward passes accumulated in g:
+ *   1. several ranks (dist.h): sum the gradients over the ranks in one
+ *      allreduce with *loss (this rank's part of the step's loss; on return
+ *      the sum, rounded to float), an interrupt flag (-> info->stop) and the
+ *      caller's nextra slots of lmp_optim_extra;
+ *   2. clip the global norm to o->clip (lmp_params_clip_grad_norm);
+ *   3. the learning rate of the schedule at `step` (warmup, then decay);
+ *   4. a non-finite *loss or norm: info->nonfinite = 1 and no update; with
+ *      skip_nonfinite the step returns 0, else -1 with the one-line error
+ *      "the loss is NaN; stopping (on_nonfinite=skip skips such steps)" (or
+ *      "the gradient norm is infinite; ..."), for the caller to prefix with
+ *      the step it names;
+ *   5. AdamW (or Adam) at that rate; g->step counts the updates.
+ * The float arithmetic is the loops' own (bit-identical to them). */
+int lmp_optim_step(lmp_params_group *g, const lmp_optim_opts *o, int step, int total, double *loss,
+                   int nextra, lmp_optim_info *info);
+
 /* Optimizer state (step, and m, v of each trainable tensor by name) for
  * checkpoints.  serialize returns a malloc'd buffer; deserialize checks the
  * magic, the tensor names, sizes and order against the group and fails with a

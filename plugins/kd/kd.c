@@ -10,7 +10,7 @@
  * (Hinton et al. 2015; core/nn/nn.h's kd_loss_forward_backward takes log-
  * softmaxes of both sides), or with loss=mse the squared distance of the
  * logit vectors in place of the second term (Tang et al. 2019).  The
- * training loop is core/kit/fit.c's, the same as train's, with the same
+ * training loop is core/kit/cls_train.c's, the same as train's, with the same
  * parameters and per-epoch metrics; per step it also logs the parts
  * `ce_loss` and `kd_loss`.
  *
@@ -42,7 +42,7 @@
 #include "classifier.h"
 #include "dataset.h"
 #include "dist.h"
-#include "fit.h"
+#include "cls_train.h"
 #include "lmpipe.h"
 #include "metrics.h"
 #include "nn.h"

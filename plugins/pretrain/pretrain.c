@@ -1,6 +1,6 @@
 /*
  * pretrain.c — stage "pretrain": causal-LM training of a GPT-2-architecture
- * model from scratch on text files, with the core trainer (trainer.h).
+ * model from scratch on text files, with the core trainer (core/nn/lm_train.h).
  *
  * The files are tokenized once with the input tokenizer (cached, see
  * corpus.h); the last val_fraction of the token stream is held out.  Every
@@ -26,7 +26,8 @@
 #include "corpus.h"
 #include "gpt2_lm.h"
 #include "stages.h"
-#include "trainer.h"
+#include "lm_train.h"
+#include "optim_params.h"
 #include "util.h"
 
 static const lmp_param params[] = {
@@ -40,14 +41,7 @@ static const lmp_param params[] = {
     {"batch", LMP_INT, "16", 1, 4096, NULL, "sequences per micro-batch"},
     {"seq", LMP_INT, "0", 0, 4096, NULL, "tokens per sequence (0: n_ctx)"},
     {"accum", LMP_INT, "1", 1, 1024, NULL, "micro-batches per optimizer step"},
-    {"lr", LMP_FLOAT, "2e-3", 0, 1, NULL, "peak learning rate (AdamW)"},
-    {"min_lr_ratio", LMP_FLOAT, "0.1", 0, 1, NULL, "final learning rate as a fraction of lr"},
-    {"warmup", LMP_INT, "100", 0, 1e9, NULL, "steps of linear warmup"},
-    {"schedule", LMP_ENUM, "cosine", LMP_UNBOUNDED, "cosine|linear|constant", "learning-rate decay after warmup"},
-    {"weight_decay", LMP_FLOAT, "0.1", 0, 10, NULL, "AdamW decoupled weight decay (matrices and embeddings)"},
-    {"beta2", LMP_FLOAT, "0.95", 0, 0.999999, NULL, "AdamW second-moment decay"},
-    {"clip", LMP_FLOAT, "1.0", 0, 1e9, NULL, "max global gradient norm (0: off)"},
-    {"skip_nonfinite", LMP_BOOL, "false", LMP_UNBOUNDED, NULL, "skip steps with a NaN/Inf loss or gradient instead of failing"},
+    LMP_OPTIM_LM_PARAMS,
     {"val_fraction", LMP_FLOAT, "0.02", 0, 0.5, NULL, "held-out share at the end of the token stream"},
     {"eval_every", LMP_INT, "250", 0, 1e9, NULL, "steps between held-out evaluations (0: only at the end)"},
     {"eval_tokens", LMP_INT, "32768", 0, 1e15, NULL, "held-out tokens per periodic evaluation (0: all; the final one uses all)"},
@@ -233,14 +227,7 @@ static int run(lmp_stage *st)
     int64_t steps = budget > 0 ? (budget + per_step - 1) / per_step : lmp_param_int(st, "steps");
     if (steps > 1000000000) return lmp_error("tokens %lld need %lld steps (too many)", (long long)budget, (long long)steps);
     o.steps = (int)steps;
-    o.lr = lmp_param_float(st, "lr");
-    o.min_lr = o.lr * lmp_param_float(st, "min_lr_ratio");
-    o.warmup = (int)lmp_param_int(st, "warmup");
-    if (lr_schedule_parse(lmp_param_str(st, "schedule"), &o.schedule) != 0) return -1;
-    o.weight_decay = lmp_param_float(st, "weight_decay");
-    o.beta2 = lmp_param_float(st, "beta2");
-    o.clip = (float)lmp_param_float(st, "clip");
-    o.skip_nonfinite = lmp_param_bool(st, "skip_nonfinite");
+    if (lmp_optim_opts_read(st, &o.optim, LMP_OPTIM_OLD_SPELLINGS) != 0) return -1;
 
     /* data */
     char **files;

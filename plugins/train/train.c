@@ -3,7 +3,7 @@
  * (core/kit/classifier.h: GPT-2 + adapters + head, the RNN student, ...) on a
  * tokenized dataset.
  *
- * The loop is core/kit/fit.c's, shared with the kd stage: one optimizer step
+ * The loop is core/kit/cls_train.c's, shared with the kd stage: one optimizer step
  * per `batch` examples (split into `accumulate` micro-batches), cross-entropy
  * loss, Adam or AdamW with an optional warmup + decay schedule and
  * global-norm clipping, examples shuffled by the run's seed, and after every
@@ -17,7 +17,7 @@
 #include "batch.h"
 #include "classifier.h"
 #include "dataset.h"
-#include "fit.h"
+#include "cls_train.h"
 #include "lmpipe.h"
 
 static const lmp_param train_params[] = {

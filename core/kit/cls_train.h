@@ -1,5 +1,5 @@
 /*
- * fit.h — the supervised training loop every classifier-training stage
+ * cls_train.h — the supervised training loop every classifier-training stage
  * shares (train, kd): batching through core/kit/batch.c, micro-batches, the
  * loss (cross-entropy, or the stage's own), global-norm clipping, Adam or
  * AdamW under a warmup + decay schedule, the non-finite policy, an
@@ -15,31 +15,22 @@
  * over the ranks), and `dev_loss` (cross-entropy),
  * `dev_acc`, `dev_mcc` (a full pass in evaluation mode); `best_epoch`.
  */
-#ifndef LMP_FIT_H
-#define LMP_FIT_H
+#ifndef LMP_CLS_TRAIN_H
+#define LMP_CLS_TRAIN_H
 
 #include "classifier.h"
 #include "dataset.h"
 #include "lmpipe.h"
 #include "optim.h"
+#include "optim_params.h"
 
-/* The training parameters, for a stage's lmp_param list. */
+/* The training parameters, for a stage's lmp_param list (the optimizer's
+ * are optim_params.h's, shared with pretrain). */
 #define LMP_FIT_PARAMS                                                                                          \
     {"epochs", LMP_INT, "5", 1, 10000, NULL, "passes over the training split"},                                 \
     {"batch", LMP_INT, "32", 1, 65536, NULL, "examples per optimizer step"},                                    \
     {"accumulate", LMP_INT, "1", 1, 1024, NULL, "micro-batches per step (batch must divide by it)"},            \
-    {"lr", LMP_FLOAT, "1e-3", 0, 10, NULL, "peak learning rate"},                                               \
-    {"optimizer", LMP_ENUM, "adamw", LMP_UNBOUNDED, "adam|adamw",                                               \
-     "adam: L2 in the gradient (torch Adam); adamw: decoupled decay"},                                          \
-    {"weight_decay", LMP_FLOAT, "0", 0, 10, NULL, "weight decay (not applied to biases and norms with adamw)"}, \
-    {"beta1", LMP_FLOAT, "0.9", 0, 0.999999, NULL, "Adam beta1"},                                               \
-    {"beta2", LMP_FLOAT, "0.999", 0, 0.99999999, NULL, "Adam beta2"},                                           \
-    {"eps", LMP_FLOAT, "1e-8", 0, 1, NULL, "Adam epsilon"},                                                     \
-    {"schedule", LMP_ENUM, "constant", LMP_UNBOUNDED, "constant|cosine|linear",                                 \
-     "learning-rate schedule after warmup"},                                                                    \
-    {"warmup", LMP_FLOAT, "0", 0, 1, NULL, "fraction of all steps spent in linear warmup"},                     \
-    {"min_lr", LMP_FLOAT, "0", 0, 10, NULL, "final learning rate of the cosine/linear schedules"},              \
-    {"clip", LMP_FLOAT, "1.0", 0, 1e6, NULL, "clip the global gradient norm to this (0: off)"},                 \
+    LMP_OPTIM_PARAMS,                                                                                           \
     {"padding", LMP_ENUM, "dynamic", LMP_UNBOUNDED, "dynamic|fixed",                                            \
      "pad each batch to its longest row, or to max_len"},                                                       \
     {"max_len", LMP_INT, "0", 0, 1 << 20, NULL,                                                                 \
@@ -52,18 +43,14 @@
     {"monitor", LMP_ENUM, "dev_mcc", LMP_UNBOUNDED, "dev_mcc|dev_acc|dev_loss",                                 \
      "what early stopping and restore_best watch"},                                                             \
     {"restore_best", LMP_BOOL, "false", LMP_UNBOUNDED, NULL, "end with the weights of the best epoch by monitor"}, \
-    {"on_nonfinite", LMP_ENUM, "stop", LMP_UNBOUNDED, "stop|skip",                                              \
-     "a NaN/Inf loss or gradient: fail the stage, or skip that step"},                                          \
     {"log_every", LMP_INT, "1", 1, 1000000, NULL, "log the step loss every this many steps"}
 
 typedef struct {
     int epochs, batch, accumulate, eval_batch;
     int fixed_T;  /* padding=fixed: pad to this; 0: dynamic */
     int max_len;  /* the max_len parameter (0: the classifier's limit) */
-    int adamw;
-    double lr, weight_decay, beta1, beta2, eps, warmup, min_lr, clip;
-    lmp_lr_kind schedule;
-    int shuffle, early_stopping, restore_best, skip_nonfinite, log_every;
+    lmp_optim_opts optim; /* the optimizer (optim.h) */
+    int shuffle, early_stopping, restore_best, log_every;
     const char *eval_split, *monitor;
 } lmp_fit_opts;
 

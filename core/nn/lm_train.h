@@ -1,5 +1,5 @@
 /*
- * trainer.h — causal-language-model training of a GPT-2 on a token stream:
+ * lm_train.h — causal-language-model training of a GPT-2 on a token stream:
  * batches of windows from the stream in a shuffled order, the training step
  * (forward, fused LM loss, backward, gradient accumulation over
  * micro-batches, clipping, AdamW on a learning-rate schedule), handling of
@@ -8,7 +8,7 @@
  * thread count).
  *
  *     lmp_lm_train_opts o; lmp_lm_train_opts_default(&o);
- *     o.B = 8; o.T = 128; o.steps = 1000; o.lr = 1e-3; ...
+ *     o.B = 8; o.T = 128; o.steps = 1000; o.optim.lr = 1e-3; ...
  *     lmp_lm_trainer *tr;
  *     lmp_lm_trainer_new(model, &o, tokens, n, seed, &tr);
  *     if (have_checkpoint) lmp_lm_trainer_load(tr, dir, NULL);
@@ -20,8 +20,8 @@
  *     }
  *     lmp_lm_trainer_free(tr);
  */
-#ifndef LMP_TRAINER_H
-#define LMP_TRAINER_H
+#ifndef LMP_LM_TRAIN_H
+#define LMP_LM_TRAIN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -58,13 +58,9 @@ typedef struct {
     int B, T;             /* micro-batch: B windows of T tokens */
     int accum;            /* micro-batches per optimizer step (default 1) */
     int steps;            /* optimizer steps in the whole run (the schedule's length) */
-    lmp_lr_kind schedule; /* default cosine */
-    double lr, min_lr;    /* default 1e-3, 0 */
-    int warmup;           /* steps of linear warmup (default 0) */
-    double beta1, beta2, eps, weight_decay; /* 0.9, 0.95, 1e-8, 0.1 */
-    float clip;           /* max global gradient norm; <= 0: no clipping (default 1) */
-    int skip_nonfinite;   /* 1: a step with a NaN/Inf loss or gradient norm is skipped
-                             (no update) and counted; 0 (default): it stops the run */
+    lmp_optim_opts optim; /* the optimizer (optim.h); defaults here: cosine, lr 1e-3,
+                             min_lr 0, no warmup, betas 0.9 / 0.95, eps 1e-8, weight
+                             decay 0.1, clip 1, stop on a non-finite step */
     int shuffle;          /* shuffle the windows each epoch (default 1) */
 } lmp_lm_train_opts;
 
@@ -102,13 +98,14 @@ int lmp_lm_trainer_new(lmp_gpt2 *m, const lmp_lm_train_opts *o, const int *token
                        uint64_t seed, lmp_lm_trainer **out);
 void lmp_lm_trainer_free(lmp_lm_trainer *tr);
 
-/* One optimizer step: zero the gradients; for each of `accum` micro-batches
- * the next B windows, forward, LM loss and backward; scale by 1/accum; clip;
- * AdamW at the schedule's learning rate for this step.  A non-finite loss
- * or gradient norm fails with "step N: loss nan, gradient norm nan: ..."
- * (the model is not updated; info is filled, skipped = 1, so the caller can
- * log it) unless skip_nonfinite is set, in which case the step counts but
- * changes nothing and info->skipped is 1. */
+/* One training step: zero the gradients; for each of `accum` micro-batches
+ * the next B windows, forward, LM loss and backward; scale by 1/accum; then
+ * lmp_optim_step (sum over ranks, clip, schedule, non-finite check, AdamW).
+ * A non-finite loss or gradient norm fails with "step N: the loss is NaN;
+ * stopping (on_nonfinite=skip skips such steps)" (the model is not updated;
+ * info is filled, skipped = 1, so the caller can log it) unless
+ * optim.skip_nonfinite is set, in which case the step counts but changes
+ * nothing and info->skipped is 1. */
 int lmp_lm_train_step(lmp_lm_trainer *tr, lmp_lm_step_info *info);
 
 /* Mean next-token loss of m over tokens[n] read as consecutive windows of

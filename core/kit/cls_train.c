@@ -1,5 +1,5 @@
 /*
- * fit.c — the training loop of fit.h, shared by the train and kd stages.
+ * cls_train.c — the classifier training loop of cls_train.h, shared by the train and kd stages.
  */
 #include "config.h"
 
@@ -9,7 +9,7 @@
 
 #include "batch.h"
 #include "dist.h"
-#include "fit.h"
+#include "cls_train.h"
 #include "metrics.h"
 #include "nn.h"
 #include "util.h"
@@ -28,17 +28,7 @@ int lmp_fit_opts_read(lmp_stage *st, lmp_fit_opts *o)
         if (o->max_len == 0) return lmp_error("padding=fixed needs max_len > 0");
         o->fixed_T = o->max_len;
     }
-    o->adamw = strcmp(lmp_param_str(st, "optimizer"), "adamw") == 0;
-    o->lr = lmp_param_float(st, "lr");
-    o->weight_decay = lmp_param_float(st, "weight_decay");
-    o->beta1 = lmp_param_float(st, "beta1");
-    o->beta2 = lmp_param_float(st, "beta2");
-    o->eps = lmp_param_float(st, "eps");
-    o->clip = lmp_param_float(st, "clip");
-    o->min_lr = lmp_param_float(st, "min_lr");
-    o->warmup = lmp_param_float(st, "warmup");
-    if (lr_schedule_parse(lmp_param_str(st, "schedule"), &o->schedule) != 0) return -1;
-    o->skip_nonfinite = strcmp(lmp_param_str(st, "on_nonfinite"), "skip") == 0;
+    if (lmp_optim_opts_read(st, &o->optim, 0) != 0) return -1;
     o->log_every = (int)lmp_param_int(st, "log_every");
     o->early_stopping = (int)lmp_param_int(st, "early_stopping");
     o->monitor = lmp_param_str(st, "monitor");
@@ -124,7 +114,6 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
         lmp_warn(st, "%d of %d training sentences are longer than %s %d tokens: cut to fit%s", cut, train->n,
                  max_T == c->max_len ? "the classifier's" : "max_len", max_T,
                  d->truncate_left ? ", keeping their end (truncation=left)" : "");
-    float clip = (float)o->clip, min_lr = (float)o->min_lr;
 
     lmp_params_group *g = c->params(c);
     if (!g) return -1;
@@ -139,7 +128,6 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
     if (trainable == 0) return lmp_error("the classifier has no trainable parameters");
 
     int steps_per_epoch = (train->n + batch - 1) / batch, total_steps = steps_per_epoch * o->epochs;
-    int warmup = (int)(o->warmup * total_steps);
     lmp_rng rng;
     lmp_rng_seed(&rng, lmp_seed(st) ^ 0x7472616e);
     int *order = mallocCheck((size_t)train->n * sizeof *order);
@@ -196,40 +184,25 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
             }
             if (rc != 0) break;
             seen = s0 + nb;
+            /* sum over the ranks (with the loss parts), clip, schedule, non-finite check, update */
+            if (ranks > 1)
+                for (int k = 0; k < np; k++) lmp_optim_extra(g)[k] = (float)step_parts[k];
+            lmp_optim_info oi;
+            rc = lmp_optim_step(g, &o->optim, step, total_steps, &step_loss, np, &oi);
             if (ranks > 1) {
-                float *x = lmp_params_grad_extra(g);
-                x[0] = (float)step_loss;
-                for (int k = 0; k < np; k++) x[1 + k] = (float)step_parts[k];
-                x[1 + np] = (float)lmp_interrupted();
-                lmp_params_sum_grads(g, 2 + np);
-                step_loss = x[0];
-                for (int k = 0; k < np; k++) step_parts[k] = x[1 + k];
-                stop = x[1 + np] > 0; /* every rank stops after this same step */
+                for (int k = 0; k < np; k++) step_parts[k] = lmp_optim_extra(g)[k];
+                stop = oi.stop; /* every rank stops after this same step */
                 if (stop) lmp_set_interrupted();
             }
-            float norm = lmp_params_clip_grad_norm(g, clip);
-            if (!isfinite(step_loss) || !isfinite(norm)) {
+            float norm = oi.grad_norm, lr_t = oi.lr;
+            if (oi.nonfinite) {
                 lmp_log_metric(st, "nonfinite", step, 1);
-                if (!o->skip_nonfinite) {
-                    rc = lmp_error("step %d (epoch %d): %s is %s; stopping (on_nonfinite=skip skips such steps)",
-                                   step, epoch + 1, isfinite(step_loss) ? "the gradient norm" : "the loss",
-                                   isnan(isfinite(step_loss) ? norm : step_loss) ? "NaN" : "infinite");
+                if (rc != 0) {
+                    rc = lmp_error("step %d (epoch %d): %s", step, epoch + 1, lmp_errmsg());
                     break;
                 }
                 lmp_warn(st, "step %d: non-finite loss or gradient, step skipped", step);
                 continue;
-            }
-            float lr_t = lr_schedule(o->schedule, step, total_steps, warmup, (float)o->lr, min_lr);
-            if (o->adamw) {
-                lmp_params_adamw_step(g, lr_t, o->beta1, o->beta2, o->eps, o->weight_decay);
-            } else {
-                for (int i = 0; i < g->count; i++) {
-                    lmp_param_tensor *t = &g->t[i];
-                    if (t->grad)
-                        adam_update(t->data, t->grad, t->m, t->v, t->n, lr_t, o->beta1, o->beta2, o->eps,
-                                    o->weight_decay, g->step + 1);
-                }
-                g->step++;
             }
             loss_sum += step_loss * nb;
             for (int k = 0; k < np; k++) part_sum[k] += step_parts[k] * nb;

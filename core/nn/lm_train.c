@@ -1,5 +1,5 @@
 /*
- * trainer.c — causal-LM training of a GPT-2 (see trainer.h): the windowed,
+ * lm_train.c — causal-LM training of a GPT-2 (see lm_train.h): the windowed,
  * shuffled token stream, the optimizer step with gradient accumulation,
  * non-finite handling, held-out evaluation, and exact-resume checkpoints.
  */
@@ -16,7 +16,7 @@
 #include "ckptdir.h"
 #include "dist.h"
 #include "jsonfile.h"
-#include "trainer.h"
+#include "lm_train.h"
 
 /* ------------------------------------------------------------ data */
 
@@ -57,16 +57,10 @@ void lmp_lm_train_opts_default(lmp_lm_train_opts *o)
     o->T = 64;
     o->accum = 1;
     o->steps = 1000;
-    o->schedule = LMP_LR_COSINE;
-    o->lr = 1e-3;
-    o->min_lr = 0;
-    o->warmup = 0;
-    o->beta1 = 0.9;
-    o->beta2 = 0.95;
-    o->eps = 1e-8;
-    o->weight_decay = 0.1;
-    o->clip = 1.0f;
-    o->skip_nonfinite = 0;
+    lmp_optim_opts_default(&o->optim);
+    o->optim.schedule = LMP_LR_COSINE;
+    o->optim.beta2 = 0.95;
+    o->optim.weight_decay = 0.1;
     o->shuffle = 1;
 }
 
@@ -79,9 +73,9 @@ int lmp_lm_trainer_new(lmp_gpt2 *m, const lmp_lm_train_opts *o, const int *token
                          o->T, o->accum, o->steps);
     if (o->T > m->config.n_ctx)
         return lmp_error("trainer: seq %d exceeds the model's context of %d", o->T, m->config.n_ctx);
-    if (!(o->lr >= 0) || !(o->min_lr >= 0) || o->warmup < 0)
-        return lmp_error("trainer: lr %g, min_lr %g and warmup %d must be >= 0", o->lr, o->min_lr,
-                         o->warmup);
+    if (!(o->optim.lr >= 0) || !(o->optim.min_lr >= 0) || lmp_optim_warmup_steps(&o->optim, o->steps) < 0)
+        return lmp_error("trainer: lr %g, min_lr %g and warmup %d must be >= 0", o->optim.lr, o->optim.min_lr,
+                         lmp_optim_warmup_steps(&o->optim, o->steps));
     if (n < (size_t)o->T + 1)
         return lmp_error("trainer: %zu tokens are too few for one window of %d", n, o->T + 1);
     int V = m->config.vocab_size;
@@ -167,33 +161,21 @@ int lmp_lm_train_step(lmp_lm_trainer *tr, lmp_lm_step_info *info)
     /* the mean over micro-batches, each rank weighted by its share (1 alone) */
     float scale = share / (float)o->accum;
     if (scale != 1.0f) scale_grads(&tr->g, scale);
-    if (ranks > 1) {
-        float *x = lmp_params_grad_extra(&tr->g);
-        x[0] = (float)loss_sum;
-        x[1] = (float)lmp_interrupted();
-        lmp_params_sum_grads(&tr->g, 2);
-        loss_sum = x[0];
-        tr->stop = x[1] > 0;
-    }
+    lmp_optim_info oi;
+    int rc = lmp_optim_step(&tr->g, &o->optim, tr->step, o->steps, &loss_sum, 0, &oi);
+    if (ranks > 1) tr->stop = oi.stop;
     float loss = (float)(loss_sum / o->accum);
-    float norm = lmp_params_clip_grad_norm(&tr->g, o->clip);
-    float lr = lr_schedule(o->schedule, tr->step, o->steps, o->warmup, (float)o->lr, (float)o->min_lr);
-    int finite = isfinite(loss) && isfinite(norm);
     int64_t tokens = (int64_t)o->accum * B * T;
     if (info) {
         info->step = tr->step + 1;
         info->loss = loss;
-        info->grad_norm = norm;
-        info->lr = lr;
-        info->skipped = !finite;
+        info->grad_norm = oi.grad_norm;
+        info->lr = oi.lr;
+        info->skipped = oi.nonfinite;
         info->tokens = tokens;
     }
-    if (!finite && !o->skip_nonfinite)
-        return lmp_error("step %d: loss %g, gradient norm %g: training diverged "
-                         "(lower the learning rate, or skip such steps with skip_nonfinite)",
-                         tr->step + 1, loss, norm);
-    if (finite) lmp_params_adamw_step(&tr->g, lr, o->beta1, o->beta2, o->eps, o->weight_decay);
-    else tr->skipped++;
+    if (rc != 0) return lmp_error("step %d: %s", tr->step + 1, lmp_errmsg());
+    if (oi.nonfinite) tr->skipped++;
     tr->step++;
     tr->tokens_seen += tokens;
     if (info) info->seconds = lmp_now() - t0;
@@ -279,16 +261,18 @@ int lmp_lm_trainer_save(const lmp_lm_trainer *tr, const char *dir, const char *e
     json_object_set_new(oj, "seq", json_integer(o->T));
     json_object_set_new(oj, "accum", json_integer(o->accum));
     json_object_set_new(oj, "steps", json_integer(o->steps));
-    json_object_set_new(oj, "schedule", json_string(lr_schedule_name(o->schedule)));
-    json_object_set_new(oj, "lr", json_real(o->lr));
-    json_object_set_new(oj, "min_lr", json_real(o->min_lr));
-    json_object_set_new(oj, "warmup", json_integer(o->warmup));
-    json_object_set_new(oj, "beta1", json_real(o->beta1));
-    json_object_set_new(oj, "beta2", json_real(o->beta2));
-    json_object_set_new(oj, "eps", json_real(o->eps));
-    json_object_set_new(oj, "weight_decay", json_real(o->weight_decay));
-    json_object_set_new(oj, "clip", json_real(o->clip));
-    json_object_set_new(oj, "skip_nonfinite", json_boolean(o->skip_nonfinite));
+    const lmp_optim_opts *op = &o->optim;
+    json_object_set_new(oj, "optimizer", json_string(op->adamw ? "adamw" : "adam"));
+    json_object_set_new(oj, "schedule", json_string(lr_schedule_name(op->schedule)));
+    json_object_set_new(oj, "lr", json_real(op->lr));
+    json_object_set_new(oj, "min_lr", json_real(op->min_lr));
+    json_object_set_new(oj, "warmup", json_integer(lmp_optim_warmup_steps(op, o->steps))); /* steps */
+    json_object_set_new(oj, "beta1", json_real(op->beta1));
+    json_object_set_new(oj, "beta2", json_real(op->beta2));
+    json_object_set_new(oj, "eps", json_real(op->eps));
+    json_object_set_new(oj, "weight_decay", json_real(op->weight_decay));
+    json_object_set_new(oj, "clip", json_real(op->clip));
+    json_object_set_new(oj, "skip_nonfinite", json_boolean(op->skip_nonfinite));
     json_object_set_new(j, "opts", oj);
     json_t *mj = json_object();
     json_object_set_new(mj, "n_layer", json_integer(c->n_layer));
