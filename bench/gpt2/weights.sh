@@ -56,8 +56,8 @@ head -c 1000000 "$work/moby.txt" > "$work/ppl_train.txt"
 tail -c 100000 "$work/moby.txt" > "$work/ppl_heldout.txt"
 cat > "$work/ppl.pipe" <<PIPE
 tok   bpe-train  vocab_size=2048 files=$work/ppl_train.txt
-lm    pretrain   files=$work/ppl_train.txt n_layer=4 n_head=4 n_embd=128 n_ctx=128 \\
-                 steps=${PPL_STEPS:-1500} batch=16 warmup=50 lr=3e-3 val_fraction=0.02 eval_every=0 sample_every=0
+lm    pretrain   files=$work/ppl_train.txt n_layer=2 n_head=2 n_embd=96 n_ctx=128 \\
+                 steps=${PPL_STEPS:-600} batch=8 warmup=30 lr=4e-3 val_fraction=0.02 eval_every=0 sample_every=0
 p32   perplexity file=$work/ppl_heldout.txt
 p16   perplexity file=$work/ppl_heldout.txt weights=f16
 p8    perplexity file=$work/ppl_heldout.txt weights=q8
@@ -65,7 +65,7 @@ PIPE
 rm -f "$work/ppl.db"
 (cd "$work" && "$top/core/lmpipe" --db "$work/ppl.db" run "$work/ppl.pipe" > "$work/ppl.log" 2>&1)
 q() { sqlite3 "$work/ppl.db" "SELECT value FROM metrics WHERE run_id=1 AND stage='$1' AND key='$2'"; }
-echo "held-out perplexity (Moby-Dick, last 100 kB; GPT-2 4 x 128, vocabulary 2048, trained ${PPL_STEPS:-1500} steps on the first 1 MB):"
+echo "held-out perplexity (Moby-Dick, last 100 kB; GPT-2 2 x 96, vocabulary 2048, trained ${PPL_STEPS:-600} steps on the first 1 MB):"
 p32=$(q p32 ppl)
 for f in 32 16 8; do
     p=$(q p$f ppl)
