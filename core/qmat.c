@@ -15,7 +15,8 @@
 #include "qmat.h"
 #include "util.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+/* -DLMP_NO_SIMD builds only the portable path (as on any other CPU) */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(LMP_NO_SIMD)
 #define QMAT_X86 1
 #include <immintrin.h>
 #endif
