@@ -22,7 +22,8 @@
  * inputs so that perplexity measures what generation computes.
  *
  * SIMD: on x86-64 with AVX2, FMA and F16C (checked at run time) the kernels
- * use them; elsewhere a portable scalar path runs.  The scalar path does the
+ * use them; elsewhere (or built with -DLMP_NO_SIMD) a portable scalar path
+ * runs.  The scalar path does the
  * same float operations in the same order (8 lanes, fmaf), so the two give
  * bit-identical results — tests/check_qmat.c holds them to that.
  */
