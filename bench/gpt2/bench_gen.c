@@ -1,12 +1,13 @@
 /*
  * bench_gen.c — the C side of bench/gpt2: built by run.sh against the
  * library of the build tree.
- *   bench_gen gen MODEL PROMPT_LEN NEW_TOKENS REPS   greedy KV-cache timing
+ *   bench_gen gen MODEL PROMPT_LEN NEW_TOKENS REPS [f32|f16|q8]  greedy KV-cache timing
  *   bench_gen logits MODEL IDS_FILE OUT_FILE          logits of one sequence (compare_124m.py)
- *   bench_gen ppl MODEL IDS_FILE STRIDE               strided perplexity (compare_124m.py)
+ *   bench_gen ppl MODEL IDS_FILE STRIDE [f32|f16|q8]  strided perplexity (compare_124m.py, weights.sh)
  *   bench_gen bandwidth MIB REPS                      read bandwidth, stream-like sum
  *   bench_gen corename                                OpenBLAS kernels in use
  *   bench_gen gemv REPS                               sgemv vs sgemm with M=1 at 124M shapes
+ *   bench_gen qmatvec REPS                            sgemv vs the f16 / q8 kernels at 124M shapes
  * IDS_FILE: whitespace-separated token ids.  OUT_FILE: raw float32 [T, V].
  */
 #define _GNU_SOURCE
@@ -82,6 +83,16 @@ static lmp_gpt2 *load_or_die(const char *path)
     return m;
 }
 
+/* The weight format named by argv[i] when given (default f32). */
+static void set_weights_or_die(lmp_gpt2 *m, int argc, char **argv, int i)
+{
+    int fmt = LMP_WEIGHTS_F32;
+    if (i < argc && (lmp_weights_parse(argv[i], "weights", &fmt) != 0 || lmp_gpt2_set_weights(m, fmt) != 0)) {
+        fprintf(stderr, "bench_gen: %s\n", lmp_errmsg());
+        exit(1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     lmp_blas_env_reexec(argv); /* as the lmpipe command does (blasenv.h) */
@@ -92,6 +103,7 @@ int main(int argc, char **argv)
     if (argc >= 6 && strcmp(argv[1], "gen") == 0) {
         double t0 = now();
         lmp_gpt2 *m = load_or_die(argv[2]);
+        set_weights_or_die(m, argc, argv, 6);
         double t_load = now() - t0;
         int P = atoi(argv[3]), N = atoi(argv[4]), reps = atoi(argv[5]);
         int *prompt = malloc(P * sizeof(int));
@@ -123,6 +135,7 @@ int main(int argc, char **argv)
         printf("decode_tok_per_s %.2f\n", (N - 1) / td);
         printf("peak_rss_mib %.1f\n", peak_rss_kib() / 1024.0);
         printf("weight_mib %.1f\n", lmp_gpt2_num_params(&m->config) * 4.0 / 1048576.0);
+        printf("stream_mib %.1f\n", lmp_gpt2_weight_bytes_per_token(m) / 1048576.0);
         printf("ids");
         for (int i = 0; i < g.n; i++) printf(" %d", g.ids[i]);
         printf("\n");
@@ -148,6 +161,7 @@ int main(int argc, char **argv)
     }
     if (argc >= 5 && strcmp(argv[1], "ppl") == 0) {
         lmp_gpt2 *m = load_or_die(argv[2]);
+        set_weights_or_die(m, argc, argv, 5);
         int n;
         int *ids = read_ids(argv[3], &n);
         lmp_gpt2_ppl r;
@@ -216,6 +230,40 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    fprintf(stderr, "usage: bench_gen gen|logits|ppl|bandwidth|gemv ...\n");
+    if (argc >= 3 && strcmp(argv[1], "qmatvec") == 0) {
+        /* y[OC] = W x at the 124M shapes, 48 copies of each matrix (more than
+         * the caches): GB/s of weight bytes per format */
+        int reps = atoi(argv[2]);
+        int shapes[5][2] = { { 768, 2304 }, { 768, 768 }, { 768, 3072 }, { 3072, 768 }, { 768, 50257 } };
+        for (int s = 0; s < 5; s++) {
+            int C = shapes[s][0], OC = shapes[s][1], copies = s == 4 ? 4 : 48;
+            size_t wn = (size_t)C * OC;
+            float *W = malloc(wn * copies * sizeof(float)), *x = malloc(C * sizeof(float));
+            float *y = malloc(OC * sizeof(float));
+            for (size_t i = 0; i < wn * copies; i++) W[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+            for (int i = 0; i < C; i++) x[i] = 1.0f / (i + 1);
+            lmp_qmat *q[2][48];
+            for (int k = 0; k < copies; k++)
+                for (int f = 0; f < 2; f++)
+                    if (lmp_qmat_new(&q[f][k], f ? LMP_WEIGHTS_Q8 : LMP_WEIGHTS_F16, W + k * wn, OC, C, 1, "W") != 0) return 1;
+            double best[3] = { 1e9, 1e9, 1e9 };
+            for (int r = 0; r < reps; r++)
+                for (int f = 0; f < 3; f++) {
+                    double t = now();
+                    for (int k = 0; k < copies; k++)
+                        if (f == 0) cblas_sgemv(CblasRowMajor, CblasTrans, C, OC, 1, W + k * wn, OC, x, 1, 0, y, 1);
+                        else qmat_forward(y, x, q[f - 1][k], NULL, 1);
+                    t = (now() - t) / copies;
+                    if (t < best[f]) best[f] = t;
+                }
+            printf("matvec %dx%d: f32 %.1f us (%.1f GB/s), f16 %.1f us (%.1f GB/s), q8 %.1f us (%.1f GB/s)\n", C, OC,
+                   best[0] * 1e6, wn * 4 / best[0] / 1e9, best[1] * 1e6, wn * 2 / best[1] / 1e9,
+                   best[2] * 1e6, lmp_qmat_bytes(q[1][0]) / best[2] / 1e9);
+            for (int k = 0; k < copies; k++) lmp_qmat_free(q[0][k]), lmp_qmat_free(q[1][k]);
+            free(W), free(x), free(y);
+        }
+        return 0;
+    }
+    fprintf(stderr, "usage: bench_gen gen|logits|ppl|bandwidth|gemv|qmatvec ...\n");
     return 2;
 }

@@ -31,6 +31,9 @@ static const char gen_usage[] =
     "  --seed S                 sampling seed (default 1337)\n"
     "  --tokenizer DIR          vocab.json+merges.txt or encoder.json+vocab.bpe\n"
     "                           (default: the model's folder, else GPT-2's vocabulary)\n"
+    "  --weights f32|f16|q8     weight format of the linear layers and LM head, converted\n"
+    "                           on load: f16 (IEEE half) or q8 (int8 per block of 32);\n"
+    "                           default f32\n"
     "  --ids                    print the generated ids comma-separated, nothing else\n"
     "Prints the continuation (not the prompt) as it is generated.  Without\n"
     "--temperature, --top-k or --top-p decoding is greedy; with any of them it\n"
@@ -38,7 +41,8 @@ static const char gen_usage[] =
     "(50256, or the tokenizer's) or after N tokens.\n";
 
 static const char ppl_usage[] =
-    "usage: lmpipe perplexity --model PATH [--stride N] [--tokenizer DIR] [--ids] FILE\n"
+    "usage: lmpipe perplexity --model PATH [--stride N] [--tokenizer DIR] [--weights f32|f16|q8] [--ids] FILE\n"
+    "  --weights selects the weight format (as lmpipe generate's; default f32).\n"
     "  FILE is text (tokenized with the BPE tokenizer), or with --ids token ids\n"
     "  separated by commas or whitespace.  Windows of n_ctx tokens every --stride\n"
     "  tokens (default n_ctx/2); each token is scored once.  The last line is\n"
@@ -164,7 +168,7 @@ static int stream_token(void *user, int seq, int token, const float *logits)
 int lmp_cli_generate(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt = NULL, *prompt_ids = NULL, *tok_dir = NULL;
-    int ids_only = 0, sampling = 0, temp_given = 0;
+    int ids_only = 0, sampling = 0, temp_given = 0, weights = LMP_WEIGHTS_F32;
     lmp_gpt2_gen_opts o;
     lmp_gpt2_gen_opts_default(&o);
     o.temperature = 0;
@@ -181,7 +185,8 @@ int lmp_cli_generate(int argc, char **argv)
         if (strcmp(a, "--ids") == 0 && !val) { ids_only = 1; continue; }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(gen_usage, stdout); return 0; }
         static const char *const with_value[] = { "--model", "--prompt", "--prompt-ids", "--max-new-tokens",
-            "--temperature", "--top-k", "--top-p", "--repetition-penalty", "--seed", "--tokenizer", NULL };
+            "--temperature", "--top-k", "--top-p", "--repetition-penalty", "--seed", "--tokenizer", "--weights",
+            NULL };
         int known = 0;
         for (int k = 0; with_value[k]; k++) known |= strcmp(a, with_value[k]) == 0;
         if (!known) return usage_error(gen_usage, "unknown argument '%s'", argv[i]);
@@ -194,7 +199,9 @@ int lmp_cli_generate(int argc, char **argv)
         else if (strcmp(a, "--prompt") == 0) prompt = val;
         else if (strcmp(a, "--prompt-ids") == 0) prompt_ids = val;
         else if (strcmp(a, "--tokenizer") == 0) tok_dir = val;
-        else if (strcmp(a, "--max-new-tokens") == 0) {
+        else if (strcmp(a, "--weights") == 0) {
+            if (lmp_weights_parse(val, "--weights", &weights)) return usage_error(gen_usage, "%s", lmp_errmsg());
+        } else if (strcmp(a, "--max-new-tokens") == 0) {
             if (parse_long(val, 0, 1 << 24, &lv)) return usage_error(gen_usage, "bad --max-new-tokens '%s'", val);
             o.max_new_tokens = (int)lv;
         } else if (strcmp(a, "--temperature") == 0) {
@@ -228,7 +235,7 @@ int lmp_cli_generate(int argc, char **argv)
     int rc = 1;
     lmp_gpt2 *m = NULL;
     lmp_bpe *bpe = NULL;
-    if (lmp_gpt2_load(model_path, &m) != 0) goto fail;
+    if (lmp_gpt2_load(model_path, &m) != 0 || lmp_gpt2_set_weights(m, weights) != 0) goto fail;
     if ((prompt || !ids_only) && open_tokenizer(tok_dir, model_path, &bpe) != 0) goto fail;
     if (prompt) {
         size_t nn;
@@ -266,17 +273,21 @@ fail:
 int lmp_cli_perplexity(int argc, char **argv)
 {
     const char *model_path = NULL, *file = NULL, *tok_dir = NULL;
-    int ids_mode = 0;
+    int ids_mode = 0, weights = LMP_WEIGHTS_F32;
     long stride = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(ppl_usage, stdout); return 0; }
         if (strcmp(a, "--ids") == 0) { ids_mode = 1; continue; }
-        if (strcmp(a, "--model") == 0 || strcmp(a, "--stride") == 0 || strcmp(a, "--tokenizer") == 0) {
+        if (strcmp(a, "--model") == 0 || strcmp(a, "--stride") == 0 || strcmp(a, "--tokenizer") == 0 ||
+            strcmp(a, "--weights") == 0) {
             if (i + 1 >= argc) return usage_error(ppl_usage, "%s needs a value", a);
             const char *v = argv[++i];
             if (a[2] == 'm') model_path = v;
             else if (a[2] == 't') tok_dir = v;
+            else if (a[2] == 'w') {
+                if (lmp_weights_parse(v, "--weights", &weights)) return usage_error(ppl_usage, "%s", lmp_errmsg());
+            }
             else if (parse_long(v, 1, 1 << 24, &stride)) return usage_error(ppl_usage, "bad --stride '%s'", v);
             continue;
         }
@@ -292,7 +303,7 @@ int lmp_cli_perplexity(int argc, char **argv)
     lmp_gpt2 *m = NULL;
     lmp_bpe *bpe = NULL;
     if (lmp_read_text_file(file, (size_t)1 << 30, &text, &len) != 0) goto fail;
-    if (lmp_gpt2_load(model_path, &m) != 0) goto fail;
+    if (lmp_gpt2_load(model_path, &m) != 0 || lmp_gpt2_set_weights(m, weights) != 0) goto fail;
     if (ids_mode) {
         if (parse_ids(text, &ids, &n) != 0) {
             lmp_error("%s: not a list of token ids", file);
@@ -306,8 +317,9 @@ int lmp_cli_perplexity(int argc, char **argv)
     }
     lmp_gpt2_ppl r;
     if (lmp_gpt2_perplexity(m, ids, n, (int)stride, &r) != 0) goto fail;
-    printf("model=%s n_ctx=%d stride=%ld file=%s\n", model_path, m->config.n_ctx,
-           stride ? stride : (long)(m->config.n_ctx / 2 > 0 ? m->config.n_ctx / 2 : 1), file);
+    printf("model=%s n_ctx=%d stride=%ld weights=%s file=%s\n", model_path, m->config.n_ctx,
+           stride ? stride : (long)(m->config.n_ctx / 2 > 0 ? m->config.n_ctx / 2 : 1),
+           lmp_weights_name(weights), file);
     printf("nll=%.6f ppl=%.4f tokens=%ld\n", r.nll, r.ppl, r.tokens);
     rc = 0;
 fail:

@@ -12,12 +12,15 @@
 
 #include "adapter.h"
 #include "nn.h"
+#include "qmat.h"
 
 /* ------------------------------------------------------------ layers */
 
 void lmp_linear_forward(const lmp_linear *l, float *out, const float *inp, int N)
 {
-    if (N == 1) {
+    if (l->packed) {
+        qmat_forward(out, inp, l->packed, l->bias, N);
+    } else if (N == 1) {
         /* One row (a decoding step): OpenBLAS's sgemv streams the weights at
          * memory speed, while its sgemm with M=1 runs at a third of that on
          * the AVX-512 kernels (bench/gpt2/run.sh measures both). */

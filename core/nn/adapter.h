@@ -150,6 +150,10 @@ struct lmp_linear {
     float *weight;         /* [in, out] */
     float *bias;           /* [out], may be NULL */
     lmp_adapter *adapters; /* applied in list order after the base matmul */
+    /* An inference-only f16 / q8 copy of weight (core/nn/qmat.h) that the
+     * forward uses instead of it, or NULL.  Set by the model for generation
+     * and evaluation (lmp_gpt2_set_weights); backward never reads it. */
+    const struct lmp_qmat *packed;
 };
 
 /* The model side.  A model embeds or allocates one, fills the first fields
@@ -177,7 +181,8 @@ struct lmp_adapter_host {
 
 /* ------------------------------------------------------------ layers */
 
-/* out[N,out] = inp[N,in] @ weight + bias, then every attached adapter in order. */
+/* out[N,out] = inp[N,in] @ weight + bias (from l->packed when set), then every
+ * attached adapter in order. */
 void lmp_linear_forward(const lmp_linear *l, float *out, const float *inp, int N);
 /* The adapters' backward in reverse order (each passes the gradient of its
  * input stream to the one before), then the base: dinp[N,in], dweight[in,out],

@@ -94,6 +94,7 @@ void lmp_gpt2_free(lmp_gpt2 *m)
         for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
         free(s->owned);
         free(s->lm_scratch);
+        gpt2_weights_free(m);
         free(s);
     }
     free(m->acts.memory);
@@ -182,6 +183,9 @@ int lmp_gpt2_forward(lmp_gpt2 *m, const int *inputs, const int *mask, int B, int
     if (T > c->n_ctx)
         return lmp_error("%s: sequence of %d tokens exceeds the context of %d", m->source, T,
                          c->n_ctx);
+    if (for_backward && m->storage->weights != LMP_WEIGHTS_F32) /* backward reads the f32 weights */
+        return lmp_error("%s: training needs f32 weights, the model is set to %s for inference",
+                         m->source, lmp_weights_name(m->storage->weights));
     int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
     acts_prepare(m, B, T, for_backward ? L : 1);
     lmp_gpt2_acts *a = &m->acts;
@@ -222,7 +226,8 @@ int lmp_gpt2_forward(lmp_gpt2 *m, const int *inputs, const int *mask, int B, int
 void gpt2_lm_logits(const lmp_gpt2 *m, const float *x, int n, float *logits)
 {
     int C = m->config.n_embd, V = m->config.vocab_size;
-    if (n == 1) lmhead_logits(logits, x, m->wte, C, V);
+    if (m->storage->wte_q) qmat_forward(logits, x, m->storage->wte_q, NULL, n);
+    else if (n == 1) lmhead_logits(logits, x, m->wte, C, V);
     else /* logits[n,V] = x[n,C] @ wte^T: wte is read once for all rows */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, C, 1.0f, x, C, m->wte, C, 0.0f,
                     logits, V);
@@ -260,6 +265,40 @@ static float *lm_scratch(lmp_gpt2 *m)
     return s->lm_scratch;
 }
 
+/* Rows of the LM head per chunk from a low-precision copy: each chunk
+ * converts all of wte to f32 tile by tile, so chunks are larger than
+ * GPT2_LM_CHUNK (256 x 50257 floats of scratch: 51 MB). */
+#define GPT2_LM_CHUNK_Q 256
+
+/* lmhead_xent_forward through m->storage->wte_q: mean loss over rows whose
+ * target is not -1, losses[N] (may be NULL) per row.  Targets are checked. */
+static float lmhead_xent_packed(lmp_gpt2 *m, const float *x, const int *targets, int N,
+                                float *losses)
+{
+    int C = m->config.n_embd, V = m->config.vocab_size;
+    int chunk = N < GPT2_LM_CHUNK_Q ? N : GPT2_LM_CHUNK_Q;
+    float *logits = mallocCheck((size_t)chunk * V * sizeof(float));
+    float *row_loss = mallocCheck((size_t)chunk * sizeof(float));
+    double total = 0;
+    long count = 0;
+    for (int n0 = 0; n0 < N; n0 += chunk) {
+        int n = N - n0 < chunk ? N - n0 : chunk, live = 0;
+        for (int i = 0; i < n; i++) live += targets[n0 + i] != -1;
+        if (live) {
+            qmat_forward(logits, x + (size_t)n0 * C, m->storage->wte_q, NULL, n);
+            softmax_crossentropy_forward_backward(row_loss, NULL, logits, targets + n0, n, V);
+        } else {
+            for (int i = 0; i < n; i++) row_loss[i] = 0;
+        }
+        for (int i = 0; i < n; i++) total += row_loss[i];
+        count += live;
+        if (losses) memcpy(losses + n0, row_loss, (size_t)n * sizeof(float));
+    }
+    free(logits);
+    free(row_loss);
+    return count ? (float)(total / count) : 0.0f;
+}
+
 /* lmp_gpt2_loss; `where` ("" or "window ...: ") goes into its messages after the model's name. */
 static int gpt2_loss(lmp_gpt2 *m, const int *inputs, const int *targets, int B, int T,
                      float *losses, float *mean, const char *where)
@@ -271,8 +310,10 @@ static int gpt2_loss(lmp_gpt2 *m, const int *inputs, const int *targets, int B, 
             return lmp_error("%s: %starget %d at [%d,%d] out of range [0, %d)", m->source, where,
                              targets[i], i / T, i % T, V);
     if (lmp_gpt2_forward(m, inputs, NULL, B, T, 0) != 0) return -1;
-    float r = lmhead_xent_forward(m->acts.lnf, m->wte, targets, B * T, m->config.n_embd, V, losses,
-                                  lm_scratch(m), GPT2_LM_CHUNK);
+    float r = m->storage->wte_q
+                  ? lmhead_xent_packed(m, m->acts.lnf, targets, B * T, losses)
+                  : lmhead_xent_forward(m->acts.lnf, m->wte, targets, B * T, m->config.n_embd, V,
+                                        losses, lm_scratch(m), GPT2_LM_CHUNK);
     if (!isfinite(r))
         return lmp_error("%s: %sthe loss is %s: the forward pass overflowed (non-finite activations)",
                          m->source, where, isnan(r) ? "NaN" : "infinite");

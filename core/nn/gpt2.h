@@ -22,6 +22,7 @@
 
 #include "adapter.h"
 #include "optim.h"
+#include "qmat.h"
 #include "util.h"
 
 #ifdef __cplusplus
@@ -248,6 +249,25 @@ int lmp_gpt2_backward_from_hidden(lmp_gpt2 *m, const float *dlnf);
 /* Copy all weights of src into dst (same config; dst must own its
  * parameters).  For resuming training from a checkpoint into a live model. */
 int lmp_gpt2_copy_params(lmp_gpt2 *dst, lmp_gpt2 *src);
+
+/* ------------------------------------------------------------ weight formats
+ * (core/nn/gpt2_weights.c, kernels in core/nn/qmat.h) */
+
+/* The weights inference reads: LMP_WEIGHTS_F32 (the parameters themselves;
+ * the default), LMP_WEIGHTS_F16 or LMP_WEIGHTS_Q8 (qmat.h): a copy of the
+ * four linear layers of every block and of the tied LM head (wte) in that
+ * format, made now from the fp32 parameters — call again after changing
+ * them.  The embedding lookup stays exact (fp32 wte, wpe), and so do biases,
+ * LayerNorms and the KV cache.  Forward, logits, loss, perplexity and
+ * generation use the copies; a forward for training (for_backward) is an
+ * error until the model is set back to f32, which frees them.  Errors (a
+ * weight beyond f16's range names the tensor) leave the model at f32. */
+int lmp_gpt2_set_weights(lmp_gpt2 *m, int fmt);
+int lmp_gpt2_weights(const lmp_gpt2 *m);
+/* Bytes of weight matrices one decoding step streams (the 4 linears per
+ * block and the LM head) in the current format: the bandwidth bound's
+ * numerator. */
+size_t lmp_gpt2_weight_bytes_per_token(const lmp_gpt2 *m);
 
 /* ------------------------------------------------------------ generation */
 

@@ -19,6 +19,8 @@ struct lmp_gpt2_storage {
     int n_owned;
     int all_owned;         /* every parameter lives in owned memory */
     float *lm_scratch;     /* [LM_CHUNK, V] for the chunked LM head */
+    int weights;           /* LMP_WEIGHTS_* of the inference copies (gpt2_weights.c) */
+    struct lmp_qmat *wte_q; /* the LM head's copy [V, C], or NULL; the linears' are in l->packed */
     /* frees m->train; set by lmp_gpt2_bind_grads (gpt2_backward.c) */
     void (*train_free)(struct lmp_gpt2_train *t);
 };
@@ -33,6 +35,8 @@ lmp_gpt2 *gpt2_new_shell(const lmp_gpt2_config *c, const char *source);
 void gpt2_lm_logits(const lmp_gpt2 *m, const float *x, int n, float *logits);
 /* n floats of zeroed memory owned (and freed) by the model. */
 float *gpt2_own(lmp_gpt2 *m, size_t n);
+/* Frees the f16 / q8 inference copies (gpt2_weights.c); back to f32. */
+void gpt2_weights_free(lmp_gpt2 *m);
 
 /* Gradient pointers, slot for slot like the parameters (NULL: not trained). */
 typedef struct {

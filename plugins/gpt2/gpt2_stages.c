@@ -7,6 +7,9 @@
  *   generate    prompt in, continuation out (KV cache; temperature, top-k,
  *               top-p, repetition penalty), streamed to stdout, kept as text
  *   perplexity  mean next-token NLL of a text file in strided windows
+ * generate and perplexity read the weights as f32, f16 or q8 (weights=):
+ * the model is converted for the stage and set back to f32 after it, since
+ * the same model may go on to a training stage.
  */
 #include "config.h"
 
@@ -89,6 +92,20 @@ static int gpt2_run(lmp_stage *st)
     return lmp_output_digest(st, "tokenizer", tok->digest);
 }
 
+/* ------------------------------------------------------- weight formats */
+
+/* Convert the model to the stage's `weights` format (f32: nothing to do). */
+static int stage_weights(lmp_stage *st, lmp_gpt2 *m)
+{
+    int fmt;
+    if (lmp_weights_parse(lmp_param_str(st, "weights"), "weights", &fmt) != 0) return -1;
+    if (fmt == LMP_WEIGHTS_F32) return 0;
+    if (lmp_gpt2_set_weights(m, fmt) != 0) return -1;
+    lmp_info(st, "weights %s: %.1f MiB of weight matrices read per token", lmp_weights_name(fmt),
+             lmp_gpt2_weight_bytes_per_token(m) / 1048576.0);
+    return 0;
+}
+
 /* -------------------------------------------------------------- generate */
 
 static const lmp_param gen_params[] = {
@@ -102,6 +119,9 @@ static const lmp_param gen_params[] = {
     {"repetition_penalty", LMP_FLOAT, "1", 0.01, 100, NULL, "CTRL-style penalty on tokens already present (1: off)"},
     {"samples", LMP_INT, "1", 1, 256, NULL, "continuations to generate (batched)"},
     {"stream", LMP_BOOL, "true", LMP_UNBOUNDED, NULL, "print the first continuation to stdout as it is generated"},
+    {"weights", LMP_ENUM, "f32", LMP_UNBOUNDED, LMP_WEIGHTS_CHOICES,
+     "weight format of the linear layers and LM head: f32, f16 (IEEE half) or q8 (int8 per block of 32, "
+     "like ggml's q8_0); converted at the start of the stage"},
     LMP_PARAM_END,
 };
 static const lmp_port lm_in[] = {{"lm", "lm", 0, "the language model"}, LMP_PORT_END};
@@ -135,11 +155,21 @@ static int on_token(void *user, int seq, int token, const float *logits)
     return 0;
 }
 
+static int generate_body(lmp_stage *st, lmp_lm *lm, lmp_gpt2 *m);
+
 static int generate_run(lmp_stage *st)
 {
     lmp_lm *lm = lmp_input(st, "lm");
     lmp_gpt2 *m = lmp_gpt2_lm_model(lm);
     if (!m) return -1;
+    if (stage_weights(st, m) != 0) return -1;
+    int rc = generate_body(st, lm, m);
+    lmp_gpt2_set_weights(m, LMP_WEIGHTS_F32);
+    return rc;
+}
+
+static int generate_body(lmp_stage *st, lmp_lm *lm, lmp_gpt2 *m)
+{
     const char *prompt = lmp_param_str(st, "prompt");
     int *pids;
     size_t plen;
@@ -223,14 +253,26 @@ static const lmp_param ppl_params[] = {
     {"file", LMP_PATH, NULL, LMP_UNBOUNDED, NULL, "UTF-8 text file to score (.gz: read decompressed)"},
     {"stride", LMP_INT, "0", 0, 1 << 20, NULL, "window start every this many tokens (0: n_ctx/2)"},
     {"max_tokens", LMP_INT, "0", 0, 1LL << 40, NULL, "score only the first this many tokens (0: all)"},
+    {"weights", LMP_ENUM, "f32", LMP_UNBOUNDED, LMP_WEIGHTS_CHOICES,
+     "weight format of the linear layers and LM head: f32, f16 or q8 (as generate's)"},
     LMP_PARAM_END,
 };
+
+static int perplexity_body(lmp_stage *st, lmp_lm *lm, lmp_gpt2 *m);
 
 static int perplexity_run(lmp_stage *st)
 {
     lmp_lm *lm = lmp_input(st, "lm");
     lmp_gpt2 *m = lmp_gpt2_lm_model(lm);
     if (!m) return -1;
+    if (stage_weights(st, m) != 0) return -1;
+    int rc = perplexity_body(st, lm, m);
+    lmp_gpt2_set_weights(m, LMP_WEIGHTS_F32);
+    return rc;
+}
+
+static int perplexity_body(lmp_stage *st, lmp_lm *lm, lmp_gpt2 *m)
+{
     const char *file = lmp_param_str(st, "file");
     char *text;
     size_t len;
