@@ -983,19 +983,9 @@ void lmp_rng_seed(lmp_rng *r, uint64_t seed)
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
-static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t lmp_rng_u64(lmp_rng *r) { return lmp_rng_u64_inline(r); }
 
-uint64_t lmp_rng_u64(lmp_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl64(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
-float lmp_rng_uniform(lmp_rng *r) { return (lmp_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
+float lmp_rng_uniform(lmp_rng *r) { return lmp_rng_uniform_inline(r); }
 
 float lmp_rng_normal(lmp_rng *r)
 {

@@ -168,6 +168,21 @@ typedef struct { uint64_t s[4]; } lmp_rng;
 void lmp_rng_seed(lmp_rng *r, uint64_t seed);
 uint64_t lmp_rng_u64(lmp_rng *r);
 float lmp_rng_uniform(lmp_rng *r);       /* [0, 1) */
+/* The same two, inlined for loops that draw one number per element
+ * (dropout masks): the call through the PLT cost as much as the draw. */
+static inline uint64_t lmp_rng_u64_inline(lmp_rng *r)
+{
+    uint64_t *s = r->s, x = s[1] * 5;
+    uint64_t result = ((x << 7) | (x >> 57)) * 9, t = s[1] << 17;
+    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+static inline float lmp_rng_uniform_inline(lmp_rng *r)
+{
+    return (float)(lmp_rng_u64_inline(r) >> 40) * (1.0f / 16777216.0f);
+}
 float lmp_rng_normal(lmp_rng *r);        /* N(0, 1) */
 
 #endif

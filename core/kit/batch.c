@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,53 @@ void lmp_batch_fill(lmp_batch *b, const lmp_dataset *d, const lmp_split *split, 
         b->len[i] = l;
         b->labels[i] = split->label[r];
     }
+}
+
+static void shuffle_ints(int *idx, int n, lmp_rng *rng)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(lmp_rng_u64(rng) % (uint64_t)(i + 1));
+        int t = idx[i];
+        idx[i] = idx[j], idx[j] = t;
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void lmp_batch_order(const lmp_split *split, int *order, int batch, int group, int max_T, lmp_rng *rng)
+{
+    int n = split->n;
+    shuffle_ints(order, n, rng);
+    if (group <= 0 || batch <= 1 || n <= batch) return;
+    /* sort each chunk longest first; ties keep the shuffled order (the key's
+     * low half), so the result depends on the seed alone, not on qsort */
+    long chunk = (long)group * batch;
+    uint64_t *key = mallocCheck((size_t)(chunk < n ? chunk : n) * sizeof *key);
+    int *tmp = mallocCheck((size_t)n * sizeof *tmp);
+    for (long c0 = 0; c0 < n; c0 += chunk) {
+        int m = (int)(n - c0 < chunk ? n - c0 : chunk);
+        for (int i = 0; i < m; i++) {
+            int len = split->len[order[c0 + i]];
+            if (max_T > 0 && len > max_T) len = max_T;
+            key[i] = (uint64_t)(uint32_t)(INT32_MAX - len) << 32 | (uint32_t)i;
+        }
+        qsort(key, (size_t)m, sizeof *key, cmp_u64);
+        for (int i = 0; i < m; i++) tmp[c0 + i] = order[c0 + (uint32_t)key[i]];
+    }
+    free(key);
+    /* the full batches in a random order; a last partial one stays last */
+    int full = n / batch;
+    int *perm = mallocCheck((size_t)full * sizeof *perm);
+    for (int i = 0; i < full; i++) perm[i] = i;
+    shuffle_ints(perm, full, rng);
+    for (int i = 0; i < full; i++)
+        memcpy(order + (size_t)i * batch, tmp + (size_t)perm[i] * batch, (size_t)batch * sizeof *order);
+    memcpy(order + (size_t)full * batch, tmp + (size_t)full * batch, (size_t)(n - full * batch) * sizeof *order);
+    free(perm), free(tmp);
 }
 
 int lmp_batch_count_cut(const lmp_split *split, int max_T)

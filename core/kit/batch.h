@@ -8,6 +8,7 @@
 
 #include "classifier.h"
 #include "dataset.h"
+#include "util.h"
 
 typedef struct {
     int B, T;     /* rows, padded length */
@@ -26,6 +27,15 @@ typedef struct {
  * sentence the user asked for. */
 void lmp_batch_fill(lmp_batch *b, const lmp_dataset *d, const lmp_split *split, const int *idx, int n, int fixed_T,
                     int max_T);
+/* One training epoch's order of the rows of `split`, in place: order[] (a
+ * permutation of 0..n) is shuffled with rng; with group > 0 the rows are
+ * then grouped by length as Hugging Face Trainer's group_by_length does:
+ * sorted, longest first, within chunks of group * batch rows (lengths cut
+ * to max_T > 0, as lmp_batch_fill cuts them), and the chunks' full batches
+ * shuffled; a last, partial batch stays last.  Each batch then holds rows
+ * of similar length, so dynamic padding computes little padding, while the
+ * epoch still sees every row once in a random order of batches. */
+void lmp_batch_order(const lmp_split *split, int *order, int batch, int group, int max_T, lmp_rng *rng);
 /* How many rows of `split` are longer than max_T (> 0), i.e. lmp_batch_fill cuts. */
 int lmp_batch_count_cut(const lmp_split *split, int max_T);
 void lmp_batch_free(lmp_batch *b);

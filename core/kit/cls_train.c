@@ -34,11 +34,19 @@ int lmp_fit_opts_read(lmp_stage *st, lmp_fit_opts *o)
     o->monitor = lmp_param_str(st, "monitor");
     o->restore_best = lmp_param_bool(st, "restore_best");
     o->shuffle = lmp_param_bool(st, "shuffle");
+    /* grouping only pays where padding is dynamic, and only reorders rows
+     * that are shuffled anyway: a file order asked for is kept */
+    o->group = o->shuffle && !o->fixed_T ? (int)lmp_param_int(st, "group_by_length") : 0;
+    o->max_steps = (int)lmp_param_int(st, "max_steps");
     o->eval_split = lmp_param_str(st, "eval_split");
     if ((o->early_stopping > 0 || o->restore_best) && !*o->eval_split)
         return lmp_error("early_stopping and restore_best need an eval_split");
     return 0;
 }
+
+/* a step's loss parts and its padded / real token counts travel with the
+ * gradients' allreduce */
+_Static_assert(LMP_FIT_MAX_PARTS + 2 <= LMP_OPTIM_EXTRA, "too many loss parts for the allreduce");
 
 typedef struct {
     double loss;
@@ -60,15 +68,6 @@ static int evaluate_split(lmp_classifier *c, const lmp_dataset *d, const lmp_spl
     free(logits);
     free(pred);
     return rc;
-}
-
-static void shuffle(int *idx, int n, lmp_rng *rng)
-{
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)(lmp_rng_u64(rng) % (uint64_t)(i + 1));
-        int t = idx[i];
-        idx[i] = idx[j], idx[j] = t;
-    }
 }
 
 /* Copy every trainable tensor's data into / out of one flat buffer. */
@@ -128,6 +127,7 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
     if (trainable == 0) return lmp_error("the classifier has no trainable parameters");
 
     int steps_per_epoch = (train->n + batch - 1) / batch, total_steps = steps_per_epoch * o->epochs;
+    if (o->max_steps > 0 && o->max_steps < total_steps) total_steps = o->max_steps;
     lmp_rng rng;
     lmp_rng_seed(&rng, lmp_seed(st) ^ 0x7472616e);
     int *order = mallocCheck((size_t)train->n * sizeof *order);
@@ -145,27 +145,30 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
      * the gradient block (with the step's loss, its parts and a stop flag in
      * the slots after the gradients) gives every rank the whole batch's. */
     int ranks = lmp_dist_size();
-    for (int epoch = 0; epoch < o->epochs && rc == 0; epoch++) {
-        if (o->shuffle) shuffle(order, train->n, &rng);
-        double loss_sum = 0, part_sum[LMP_FIT_MAX_PARTS] = {0};
+    for (int epoch = 0; epoch < o->epochs && step < total_steps && rc == 0; epoch++) {
+        if (o->shuffle) lmp_batch_order(train, order, batch, o->group, max_T, &rng);
+        double loss_sum = 0, part_sum[LMP_FIT_MAX_PARTS] = {0}, padded = 0, real = 0;
         int seen = 0;
         double t_epoch = lmp_now(), t_reduce = lmp_dist_reduce_seconds();
         if (ranks > 1) {
             memset(pred, 0, (size_t)train->n * sizeof *pred);
             memset(gold, 0, (size_t)train->n * sizeof *gold);
         }
-        for (int s0 = 0; s0 < train->n && rc == 0; s0 += batch, step++) {
+        for (int s0 = 0; s0 < train->n && step < total_steps && rc == 0; s0 += batch, step++) {
             int nb = train->n - s0 < batch ? train->n - s0 : batch;
             long lo, hi;
             lmp_dist_shard(nb, &lo, &hi);
             lmp_params_zero_grads(g);
             double step_loss = 0, step_parts[LMP_FIT_MAX_PARTS] = {0};
             int stop = 0; /* several ranks: a rank was interrupted, learnt in the step's sum */
+            double step_padded = 0, step_real = 0; /* positions computed, real tokens */
             seen = s0 + (int)lo;
             for (int m0 = (int)lo; m0 < hi && rc == 0; m0 += micro) {
                 int nm = hi - m0 < micro ? (int)hi - m0 : micro;
                 const int *idx = order + s0 + m0;
                 lmp_batch_fill(&b, d, train, idx, nm, o->fixed_T, max_T);
+                step_padded += (double)b.B * b.T;
+                for (int i = 0; i < nm; i++) step_real += b.len[i];
                 if ((rc = c->forward(c, b.ids, b.len, b.B, b.T, logits, 1)) != 0) break;
                 memset(dlogits, 0, (size_t)nm * L * sizeof *dlogits);
                 double parts[LMP_FIT_MAX_PARTS] = {0};
@@ -185,15 +188,20 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
             if (rc != 0) break;
             seen = s0 + nb;
             /* sum over the ranks (with the loss parts), clip, schedule, non-finite check, update */
-            if (ranks > 1)
-                for (int k = 0; k < np; k++) lmp_optim_extra(g)[k] = (float)step_parts[k];
+            if (ranks > 1) {
+                float *x = lmp_optim_extra(g);
+                for (int k = 0; k < np; k++) x[k] = (float)step_parts[k];
+                x[np] = (float)step_padded, x[np + 1] = (float)step_real; /* exact below 2^24 */
+            }
             lmp_optim_info oi;
-            rc = lmp_optim_step(g, &o->optim, step, total_steps, &step_loss, np, &oi);
+            rc = lmp_optim_step(g, &o->optim, step, total_steps, &step_loss, np + 2, &oi);
             if (ranks > 1) {
                 for (int k = 0; k < np; k++) step_parts[k] = lmp_optim_extra(g)[k];
+                step_padded = lmp_optim_extra(g)[np], step_real = lmp_optim_extra(g)[np + 1];
                 stop = oi.stop; /* every rank stops after this same step */
                 if (stop) lmp_set_interrupted();
             }
+            padded += step_padded, real += step_real;
             float norm = oi.grad_norm, lr_t = oi.lr;
             if (oi.nonfinite) {
                 lmp_log_metric(st, "nonfinite", step, 1);
@@ -221,6 +229,7 @@ int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset
         /* the epoch's training time (evaluation excluded), and with several
          * ranks the part of it spent summing gradients */
         lmp_log_metric(st, "train_seconds", epoch + 1, lmp_now() - t_epoch);
+        lmp_log_metric(st, "padding_waste", epoch + 1, real > 0 ? (padded - real) / real : 0);
         if (ranks > 1) lmp_log_metric(st, "allreduce_seconds", epoch + 1, lmp_dist_reduce_seconds() - t_reduce);
         if (ranks > 1) {
             lmp_dist_sum_ints(pred, (size_t)seen);

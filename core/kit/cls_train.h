@@ -11,7 +11,8 @@
  * calls lmp_fit.  Logged: per step `loss`, `lr`, `grad_norm` and each named
  * part of the loss; per epoch `train_loss`, `train_acc`, `train_mcc` (running,
  * in training mode) and `train_<part>`, `train_seconds` (the epoch's
- * steps) and under mpirun `allreduce_seconds` (of them, summing gradients
+ * steps), `padding_waste` (padded positions computed / real tokens, over
+ * the epoch's batches) and under mpirun `allreduce_seconds` (of them, summing gradients
  * over the ranks), and `dev_loss` (cross-entropy),
  * `dev_acc`, `dev_mcc` (a full pass in evaluation mode); `best_epoch`.
  */
@@ -36,6 +37,10 @@
     {"max_len", LMP_INT, "0", 0, 1 << 20, NULL,                                                                 \
      "cut rows to this many tokens (0: the classifier's limit); padding=fixed pads to it"},                    \
     {"shuffle", LMP_BOOL, "true", LMP_UNBOUNDED, NULL, "shuffle the training split every epoch (by the run's seed)"}, \
+    {"group_by_length", LMP_INT, "0", 0, 1000000, NULL,                                                        \
+     "with shuffle and dynamic padding: sort rows by length within chunks of this many batches, then shuffle "  \
+     "the batches (Hugging Face's group_by_length uses 50; less padding computed); 0: off"},                  \
+    {"max_steps", LMP_INT, "0", 0, 1 << 30, NULL, "stop after this many optimizer steps (0: all epochs)"},     \
     {"eval_split", LMP_STRING, "dev", LMP_UNBOUNDED, NULL, "split evaluated after every epoch ('' to skip)"},   \
     {"eval_batch", LMP_INT, "128", 1, 65536, NULL, "batch size of the evaluation passes"},                      \
     {"early_stopping", LMP_INT, "0", 0, 10000, NULL,                                                            \
@@ -50,6 +55,8 @@ typedef struct {
     int fixed_T;  /* padding=fixed: pad to this; 0: dynamic */
     int max_len;  /* the max_len parameter (0: the classifier's limit) */
     lmp_optim_opts optim; /* the optimizer (optim.h) */
+    int group;     /* group_by_length: chunk of batches sorted by length (0: off) */
+    int max_steps; /* 0: every step of every epoch */
     int shuffle, early_stopping, restore_best, log_every;
     const char *eval_split, *monitor;
 } lmp_fit_opts;

@@ -142,16 +142,21 @@ int lmp_gpt2_init_random(const lmp_gpt2_config *c, uint64_t seed, lmp_gpt2 **out
 
 /* ------------------------------------------------------------ activations */
 
-/* (Re)allocate m->acts for a (B, T) batch: one block, carved like llm.c's. */
+/* Carve m->acts for a (B, T) batch out of one block, like llm.c's.  With
+ * dynamic padding every batch has its own T: the block only grows, so a
+ * training epoch allocates (and page-faults in) its ~100s of MB once rather
+ * than at every step. */
 static void acts_prepare(lmp_gpt2 *m, int B, int T, int layers)
 {
     lmp_gpt2_acts *a = &m->acts;
     if (a->memory && a->B == B && a->T == T && a->layers == layers) return;
-    free(a->memory);
-    free(a->inputs);
-    a->inputs = mallocCheck((size_t)B * T * sizeof(int));
     size_t C = (size_t)m->config.n_embd, NH = (size_t)m->config.n_head, Lk = (size_t)layers;
     size_t BT = (size_t)B * T;
+    if (BT > a->cap_inputs) {
+        free(a->inputs);
+        a->inputs = mallocCheck(BT * sizeof(int));
+        a->cap_inputs = BT;
+    }
     float **ptrs[] = { &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
                        &a->att, &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd,
                        &a->fch, &a->fch_gelu, &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean,
@@ -161,8 +166,11 @@ static void acts_prepare(lmp_gpt2 *m, int B, int T, int layers)
                        Lk * BT * 4 * C, Lk * BT * 4 * C, Lk * BT * C, Lk * BT * C, BT * C, BT, BT };
     size_t n = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) n += sizes[i];
-    a->memory = mallocCheck(n * sizeof(float));
-    a->floats = n;
+    if (n > a->floats) {
+        free(a->memory);
+        a->memory = mallocCheck(n * sizeof(float));
+        a->floats = n;
+    }
     float *p = a->memory;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *ptrs[i] = p;

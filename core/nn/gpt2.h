@@ -83,8 +83,9 @@ typedef struct {
     float *lnf;       /* [B,T,C] */
     float *lnf_mean, *lnf_rstd; /* [B,T] */
     float *memory;    /* the one allocation */
-    size_t floats;
+    size_t floats;    /* what it holds: the largest shape so far, re-carved for smaller ones */
     int *inputs;      /* [B,T] copy of the token ids, for the embedding backward */
+    size_t cap_inputs;
     int for_backward; /* the last forward kept every layer (backward may run) */
 } lmp_gpt2_acts;
 

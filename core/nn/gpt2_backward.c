@@ -20,7 +20,7 @@
  *   d4a  [B,T,4C]  d(fch_gelu), then d(qkv) (3C of it)
  *   d4b  [B,T,4C]  d(fch)
  *   datt [B,NH,T,T] attention_backward's scratch
- * allocated once per (B, T) shape.
+ * allocated for the largest (B, T) shape so far and re-carved for smaller ones.
  */
 #include "config.h"
 
@@ -37,6 +37,7 @@ struct lmp_gpt2_train {
     gpt2_grads d; /* the parameters' gradients, NULL where not trained */
     /* activation gradients for one (B, T) shape */
     int B, T;
+    size_t cap; /* floats mem holds: the largest shape so far */
     float *mem, *dres, *dc, *d4a, *d4b, *datt, *dlnf;
     /* LM head scratch: lm_chunk rows of V logits */
     float *lm_scratch;
@@ -85,18 +86,22 @@ int lmp_gpt2_bind_grads(lmp_gpt2 *m, lmp_params_group *g)
     return 0;
 }
 
-/* Size the activation-gradient buffers for (B, T); a no-op when unchanged. */
+/* Carve the activation-gradient buffers for (B, T); they only grow, so
+ * batches of changing length (dynamic padding) allocate nothing. */
 static void train_prepare(lmp_gpt2 *m, int B, int T)
 {
     struct lmp_gpt2_train *tr = m->train;
     if (tr->mem && tr->B == B && tr->T == T) return;
-    free(tr->mem);
     size_t C = (size_t)m->config.n_embd, NH = (size_t)m->config.n_head, BT = (size_t)B * T;
     size_t sizes[] = { BT * C, BT * C, BT * 4 * C, BT * 4 * C, (size_t)B * NH * T * T, BT * C };
     float **ptrs[] = { &tr->dres, &tr->dc, &tr->d4a, &tr->d4b, &tr->datt, &tr->dlnf };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
-    tr->mem = mallocCheck(total * sizeof(float));
+    if (total > tr->cap) {
+        free(tr->mem);
+        tr->mem = mallocCheck(total * sizeof(float));
+        tr->cap = total;
+    }
     float *p = tr->mem;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *ptrs[i] = p;
