@@ -229,7 +229,7 @@ static float batch_backward(lmp_classifier *c)
     lmp_params_zero_grads(g);
     float logits[8], dlogits[8] = { 0 };
     batch_logits(c, logits, 1);
-    float loss = softmax_crossentropy_forward_backward(NULL, dlogits, logits, ref_get("batch.labels", "I32", NULL),
+    float loss = lmp_nn_softmax_crossentropy_forward_backward(NULL, dlogits, logits, ref_get("batch.labels", "I32", NULL),
                                                        4, 2);
     ck_assert_msg(c->backward(c, dlogits) == 0, "%s", lmp_errmsg());
     return loss;
@@ -304,7 +304,7 @@ static float train_step(lmp_classifier *c, const int *ids, const int *len, const
     lmp_params_zero_grads(g);
     float *logits = mallocCheck((size_t)B * 2 * sizeof(float)), *dlogits = callocCheck((size_t)B * 2, sizeof(float));
     ck_assert_msg(c->forward(c, ids, len, B, T, logits, 1) == 0, "%s", lmp_errmsg());
-    float loss = softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, B, 2);
+    float loss = lmp_nn_softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, B, 2);
     ck_assert_msg(c->backward(c, dlogits) == 0, "%s", lmp_errmsg());
     float norm = lmp_params_clip_grad_norm(g, clip);
     ck_assert(isfinite(norm));
@@ -551,7 +551,7 @@ static float loss_fixed_masks(lmp_classifier *c)
     lmp_rng_seed(&c->adapters(c)->rng, 99);
     float logits[8];
     batch_logits(c, logits, 1);
-    return softmax_crossentropy_forward_backward(NULL, NULL, logits, ref_get("batch.labels", "I32", NULL), 4, 2);
+    return lmp_nn_softmax_crossentropy_forward_backward(NULL, NULL, logits, ref_get("batch.labels", "I32", NULL), 4, 2);
 }
 
 /* central differences on the largest-gradient entry of `name` */
@@ -562,7 +562,7 @@ static void fd_check(lmp_classifier *c, const char *name, float tol)
     lmp_rng_seed(&c->adapters(c)->rng, 99);
     float logits[8], dlogits[8] = { 0 };
     batch_logits(c, logits, 1);
-    softmax_crossentropy_forward_backward(NULL, dlogits, logits, ref_get("batch.labels", "I32", NULL), 4, 2);
+    lmp_nn_softmax_crossentropy_forward_backward(NULL, dlogits, logits, ref_get("batch.labels", "I32", NULL), 4, 2);
     ck_assert_int_eq(c->backward(c, dlogits), 0);
     lmp_param_tensor *t = lmp_params_find(g, name);
     ck_assert_ptr_nonnull(t);

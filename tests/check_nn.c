@@ -200,21 +200,21 @@ START_TEST(encoder)
 
     float *fwte = tof(wte, V * C), *fwpe = tof(wpe, maxT * C), *fG = tof(G, N * C);
     float *fout = fz(N * C), *fdwte = fz(V * C), *fdwpe = fz(maxT * C);
-    ck_assert_int_eq(encoder_forward(fout, ids, fwte, fwpe, B, T, C, V), 0);
+    ck_assert_int_eq(lmp_nn_encoder_forward(fout, ids, fwte, fwpe, B, T, C, V), 0);
     CHECK_F32("encoder out", fout, out, N * C);
-    encoder_backward(fdwte, NULL, fG, ids, B, T, C); /* frozen wpe */
+    lmp_nn_encoder_backward(fdwte, NULL, fG, ids, B, T, C); /* frozen wpe */
     CHECK_F32("encoder dwte", fdwte, w1, V * C);
-    encoder_backward(NULL, fdwpe, fG, ids, B, T, C); /* frozen wte */
+    lmp_nn_encoder_backward(NULL, fdwpe, fG, ids, B, T, C); /* frozen wte */
     CHECK_F32("encoder dwpe", fdwpe, p1, maxT * C);
 
     /* a bad id fails with a message and leaves out untouched */
     int bad[] = { 1, 4, 1, 0, 2, 5 };
     for (int i = 0; i < N * C; i++) fout[i] = 42;
-    ck_assert_int_eq(encoder_forward(fout, bad, fwte, fwpe, B, T, C, V), -1);
+    ck_assert_int_eq(lmp_nn_encoder_forward(fout, bad, fwte, fwpe, B, T, C, V), -1);
     ck_assert_str_eq(lmp_errmsg(), "token id 5 at [1,2] out of range [0, 5)");
     for (int i = 0; i < N * C; i++) ck_assert_float_eq(fout[i], 42);
     bad[5] = -1;
-    ck_assert_int_eq(encoder_forward(fout, bad, fwte, fwpe, B, T, C, V), -1);
+    ck_assert_int_eq(lmp_nn_encoder_forward(fout, bad, fwte, fwpe, B, T, C, V), -1);
     ck_assert_str_eq(lmp_errmsg(), "token id -1 at [1,2] out of range [0, 5)");
 }
 END_TEST
@@ -244,12 +244,12 @@ START_TEST(embedding)
     embedding_backward_f64(NULL, G, ids, N, E); /* frozen: nothing to do, no crash */
 
     float *ft = tof(tab, V * E), *fo = fz(N * E), *fG = tof(G, N * E), *fdt = fz(V * E);
-    ck_assert_int_eq(embedding_forward(fo, ids, ft, N, V, E), 0);
+    ck_assert_int_eq(lmp_nn_embedding_forward(fo, ids, ft, N, V, E), 0);
     CHECK_F32("embedding out", fo, out, N * E);
-    embedding_backward(fdt, fG, ids, N, E);
+    lmp_nn_embedding_backward(fdt, fG, ids, N, E);
     CHECK_F32("embedding dtable", fdt, once, V * E);
     int bad[] = { 3, 0, 3, 3, 4 };
-    ck_assert_int_eq(embedding_forward(fo, bad, ft, N, V, E), -1);
+    ck_assert_int_eq(lmp_nn_embedding_forward(fo, bad, ft, N, V, E), -1);
     ck_assert_str_eq(lmp_errmsg(), "embedding id 4 at row 4 out of range [0, 4)");
 }
 END_TEST
@@ -295,16 +295,16 @@ START_TEST(layernorm)
 
     float *fx = tof(x, N * C), *fw = tof(w, C), *fb = tof(b, C), *fG = tof(G, N * C);
     float *fo = fz(N * C), *fo2 = fz(N * C), *fm = fz(N), *fr = fz(N);
-    layernorm_forward(fo, fm, fr, fx, fw, fb, N, C);
+    lmp_nn_layernorm_forward(fo, fm, fr, fx, fw, fb, N, C);
     CHECK_F32("layernorm out", fo, out, N * C);
-    layernorm_forward(fo2, NULL, NULL, fx, fw, fb, N, C); /* generation: no stats */
+    lmp_nn_layernorm_forward(fo2, NULL, NULL, fx, fw, fb, N, C); /* generation: no stats */
     ck_assert_double_eq(max_diff_ff(fo, fo2, N * C), 0);
     float *fdx = fz(N * C), *fdw = fz(C), *fdb = fz(C);
-    layernorm_backward(fdx, NULL, NULL, fG, fx, fw, fm, fr, N, C);
+    lmp_nn_layernorm_backward(fdx, NULL, NULL, fG, fx, fw, fm, fr, N, C);
     CHECK_F32("layernorm dinp", fdx, dx1, N * C);
-    layernorm_backward(NULL, fdw, NULL, fG, fx, fw, fm, fr, N, C);
+    lmp_nn_layernorm_backward(NULL, fdw, NULL, fG, fx, fw, fm, fr, N, C);
     CHECK_F32("layernorm dweight", fdw, dw1, C);
-    layernorm_backward(NULL, NULL, fdb, fG, fx, fw, fm, fr, N, C);
+    lmp_nn_layernorm_backward(NULL, NULL, fdb, fG, fx, fw, fm, fr, N, C);
     CHECK_F32("layernorm dbias", fdb, db1, C);
 }
 END_TEST
@@ -344,7 +344,7 @@ START_TEST(matmul)
 
     float *fx = tof(x, N * C), *fw = tof(w, C * OC), *fb = tof(b, OC), *fG = tof(G, N * OC);
     float *fo = fz(N * OC);
-    matmul_forward(fo, fx, fw, fb, N, C, OC);
+    lmp_nn_matmul_forward(fo, fx, fw, fb, N, C, OC);
     CHECK_F32("matmul out", fo, out, N * OC);
     /* no bias: out = x @ W */
     double *out_nb = dz(N * OC);
@@ -354,10 +354,10 @@ START_TEST(matmul)
             ck_assert_double_eq_tol(out_nb[n * OC + o], out[n * OC + o] - b[o], 1e-12);
     /* frozen weight (LoRA base): inp is not even read */
     float *fdx = fz(N * C), *fdw = fz(C * OC), *fdb = fz(OC);
-    matmul_backward(fdx, NULL, NULL, fG, NULL, fw, N, C, OC);
+    lmp_nn_matmul_backward(fdx, NULL, NULL, fG, NULL, fw, N, C, OC);
     CHECK_F32("matmul dinp (frozen)", fdx, dx1, N * C);
     /* first layer: no dinp, weight is not read */
-    matmul_backward(NULL, fdw, fdb, fG, fx, NULL, N, C, OC);
+    lmp_nn_matmul_backward(NULL, fdw, fdb, fG, fx, NULL, N, C, OC);
     CHECK_F32("matmul dweight", fdw, dw1, C * OC);
     CHECK_F32("matmul dbias", fdb, db1, OC);
 }
@@ -393,11 +393,11 @@ START_TEST(matmul_acc)
     check_twice("matmul_acc dweight", dw, dw1, C * OC);
 
     float *fx = tof(x, N * C), *fw = tof(w, C * OC), *fG = tof(G, N * OC), *fo = tof(base, N * OC);
-    matmul_acc_forward(fo, fx, fw, N, C, OC, (float)alpha);
+    lmp_nn_matmul_acc_forward(fo, fx, fw, N, C, OC, (float)alpha);
     CHECK_F32("matmul_acc out", fo, out, N * OC);
     float *fdx = fz(N * C), *fdw = fz(C * OC);
-    matmul_acc_backward(fdx, NULL, fG, NULL, fw, N, C, OC, (float)alpha);
-    matmul_acc_backward(NULL, fdw, fG, fx, NULL, N, C, OC, (float)alpha);
+    lmp_nn_matmul_acc_backward(fdx, NULL, fG, NULL, fw, N, C, OC, (float)alpha);
+    lmp_nn_matmul_acc_backward(NULL, fdw, fG, fx, NULL, N, C, OC, (float)alpha);
     CHECK_F32("matmul_acc dinp", fdx, dx1, N * C);
     CHECK_F32("matmul_acc dweight", fdw, dw1, C * OC);
 }
@@ -463,10 +463,10 @@ static void attention_case(const int *mask)
 
     float *fq = tof(qkv, nq), *fG = tof(G, no), *fo = fz(no), *fa = fz(na), *fs = fz(na);
     float *fd = fz(nq);
-    attention_forward(fo, fa, fq, mask, B, T, C, NH);
+    lmp_nn_attention_forward(fo, fa, fq, mask, B, T, C, NH);
     CHECK_F32("attention out", fo, out, no);
     CHECK_F32("attention att", fa, att, na);
-    attention_backward(fd, fs, fG, fq, fa, B, T, C, NH);
+    lmp_nn_attention_backward(fd, fs, fG, fq, fa, B, T, C, NH);
     CHECK_F32("attention dqkv", fd, once, nq);
 }
 
@@ -522,8 +522,8 @@ START_TEST(attention_gpt2_shape)
     attention_backward_f64(dq, s, G, qkv, att, B, T, C, NH);
     float *fq = tof(qkv, nq), *fG = tof(G, no), *fo = fz(no), *fa = fz(na), *fs = fz(na);
     float *fd = fz(nq);
-    attention_forward(fo, fa, fq, NULL, B, T, C, NH);
-    attention_backward(fd, fs, fG, fq, fa, B, T, C, NH);
+    lmp_nn_attention_forward(fo, fa, fq, NULL, B, T, C, NH);
+    lmp_nn_attention_backward(fd, fs, fG, fq, fa, B, T, C, NH);
     CHECK_F32("attention out", fo, out, no);
     CHECK_F32("attention dqkv", fd, dq, nq);
 }
@@ -568,19 +568,19 @@ static void ew_case(const char *what, ew_fwd64 f, ew_bwd64 b, ew_fwd32 f32, ew_b
 START_TEST(elementwise)
 {
     lmp_rng_seed(&rng, 10);
-    ew_case("gelu", gelu_forward_f64, gelu_backward_f64, gelu_forward, gelu_backward, 0, -4, 4);
-    ew_case("tanh", tanh_forward_f64, tanh_backward_f64, tanh_forward, tanh_backward, 1, -3, 3);
-    ew_case("sigmoid", sigmoid_forward_f64, sigmoid_backward_f64, sigmoid_forward,
-            sigmoid_backward, 1, -8, 8);
+    ew_case("gelu", gelu_forward_f64, gelu_backward_f64, lmp_nn_gelu_forward, lmp_nn_gelu_backward, 0, -4, 4);
+    ew_case("tanh", tanh_forward_f64, tanh_backward_f64, lmp_nn_tanh_forward, lmp_nn_tanh_backward, 1, -3, 3);
+    ew_case("sigmoid", sigmoid_forward_f64, sigmoid_backward_f64, lmp_nn_sigmoid_forward,
+            lmp_nn_sigmoid_backward, 1, -8, 8);
     /* gelu_new known values (computed with Python's math module) */
     float x[] = { 1.0f, -0.5f, 3.0f }, y[3];
-    gelu_forward(y, x, 3);
+    lmp_nn_gelu_forward(y, x, 3);
     ck_assert_float_eq_tol(y[0], 0.8411919906082768f, 1e-7);
     ck_assert_float_eq_tol(y[1], -0.15428599017485606f, 1e-7);
     ck_assert_float_eq_tol(y[2], 2.996362607918227f, 1e-6);
     /* sigmoid at extremes: no overflow, no NaN */
     float big[] = { -100.0f, 100.0f, 0.0f }, s[3];
-    sigmoid_forward(s, big, 3);
+    lmp_nn_sigmoid_forward(s, big, 3);
     ck_assert(s[0] >= 0.0f && s[0] < 1e-40f);
     ck_assert_float_eq(s[1], 1.0f);
     ck_assert_float_eq(s[2], 0.5f);
@@ -602,7 +602,7 @@ START_TEST(residual)
         ck_assert_double_eq(db[i], G[i]);
     }
     float *fa = tof(a, n), *fb = tof(b, n);
-    residual_forward(fa, fa, fb, n); /* in place */
+    lmp_nn_residual_forward(fa, fa, fb, n); /* in place */
     CHECK_F32("residual", fa, o, n);
 }
 END_TEST
@@ -637,10 +637,10 @@ START_TEST(dropout)
     lmp_rng_seed(&r1, 5);
     lmp_rng_seed(&r2, 5);
     float *fx = tof(x, n), *o1 = fz(n), *o2 = fz(n), *m1 = fz(n), *m2 = fz(n);
-    dropout_forward(o1, m1, fx, n, 0.1f, &r1);
-    dropout_forward(o2, m2, fx, n, 0.1f, &r2);
+    lmp_nn_dropout_forward(o1, m1, fx, n, 0.1f, &r1);
+    lmp_nn_dropout_forward(o2, m2, fx, n, 0.1f, &r2);
     ck_assert_double_eq(max_diff_ff(m1, m2, n), 0);
-    dropout_forward(o1, m1, fx, n, 0.0f, &r1); /* p = 0: identity */
+    lmp_nn_dropout_forward(o1, m1, fx, n, 0.0f, &r1); /* p = 0: identity */
     ck_assert_double_eq(max_diff_ff(o1, fx, n), 0);
 }
 END_TEST
@@ -676,9 +676,9 @@ START_TEST(softmax)
     softmax_backward_f64(dx, G, p, N, V);
     check_twice("softmax", dx, once, N * V);
     float *fx = tof(x, N * V), *fG = tof(G, N * V), *fp = fz(N * V), *fd = fz(N * V);
-    softmax_forward(fp, fx, N, V);
+    lmp_nn_softmax_forward(fp, fx, N, V);
     CHECK_F32("softmax", fp, p, N * V);
-    softmax_backward(fd, fG, fp, N, V);
+    lmp_nn_softmax_backward(fd, fG, fp, N, V);
     CHECK_F32("softmax backward", fd, once, N * V);
 }
 END_TEST
@@ -714,7 +714,7 @@ START_TEST(crossentropy)
     check_twice("crossentropy", dx, once, N * V);
 
     float *fx = tof(x, N * V), *fd = fz(N * V), *fl = fz(N);
-    float fm = softmax_crossentropy_forward_backward(fl, fd, fx, tg, N, V);
+    float fm = lmp_nn_softmax_crossentropy_forward_backward(fl, fd, fx, tg, N, V);
     ck_assert_double_eq_tol(fm, mean, 1e-6);
     CHECK_F32("crossentropy dlogits", fd, once, N * V);
     CHECK_F32("crossentropy losses", fl, losses, N);
@@ -722,16 +722,16 @@ START_TEST(crossentropy)
     /* every row ignored: loss 0, no gradient */
     int none[] = { -1, -1, -1, -1, -1 };
     memset(fd, 0, N * V * sizeof(float));
-    ck_assert_float_eq(softmax_crossentropy_forward_backward(fl, fd, fx, none, N, V), 0);
+    ck_assert_float_eq(lmp_nn_softmax_crossentropy_forward_backward(fl, fd, fx, none, N, V), 0);
     for (int i = 0; i < N * V; i++) ck_assert_float_eq(fd[i], 0);
     /* a bad target: NAN, message, nothing written */
     int bad[] = { 1, -1, 4, 0, 3 };
     fl[0] = 7;
-    ck_assert(isnan(softmax_crossentropy_forward_backward(fl, fd, fx, bad, N, V)));
+    ck_assert(isnan(lmp_nn_softmax_crossentropy_forward_backward(fl, fd, fx, bad, N, V)));
     ck_assert_str_eq(lmp_errmsg(), "target 4 at row 2 out of range [0, 4)");
     ck_assert_float_eq(fl[0], 7);
     bad[2] = -2;
-    ck_assert(isnan(softmax_crossentropy_forward_backward(fl, fd, fx, bad, N, V)));
+    ck_assert(isnan(lmp_nn_softmax_crossentropy_forward_backward(fl, fd, fx, bad, N, V)));
     ck_assert_str_eq(lmp_errmsg(), "target -2 at row 2 out of range [0, 4)");
 }
 END_TEST
@@ -775,14 +775,14 @@ START_TEST(lmhead_vs_unfused)
     double *x = rnd(N * C, -1, 1), *wte = rnd(V * C, -1, 1);
     float *fx = tof(x, N * C), *fw = tof(wte, V * C);
 
-    /* unfused: logits = x @ wte^T via matmul_forward with a transposed copy */
+    /* unfused: logits = x @ wte^T via lmp_nn_matmul_forward with a transposed copy */
     float *wT = fz(C * V), *logits = fz(N * V), *dlogits = fz(N * V), *ul = fz(N);
     for (int v = 0; v < V; v++)
         for (int i = 0; i < C; i++) wT[i * V + v] = fw[v * C + i];
-    matmul_forward(logits, fx, wT, NULL, N, C, V);
-    float umean = softmax_crossentropy_forward_backward(ul, dlogits, logits, tg, N, V);
+    lmp_nn_matmul_forward(logits, fx, wT, NULL, N, C, V);
+    float umean = lmp_nn_softmax_crossentropy_forward_backward(ul, dlogits, logits, tg, N, V);
     float *udx = fz(N * C), *udwT = fz(C * V), *udw = fz(V * C);
-    matmul_backward(udx, udwT, NULL, dlogits, fx, wT, N, C, V);
+    lmp_nn_matmul_backward(udx, udwT, NULL, dlogits, fx, wT, N, C, V);
     for (int v = 0; v < V; v++)
         for (int i = 0; i < C; i++) udw[v * C + i] = udwT[i * V + v];
 
@@ -791,7 +791,7 @@ START_TEST(lmhead_vs_unfused)
     for (int k = 0; k < 5; k++) {
         memset(dx, 0, N * C * sizeof(float));
         memset(dw, 0, V * C * sizeof(float));
-        float m = lmhead_xent_forward_backward(fx, fw, tg, N, C, V, dx, dw, l, scratch, chunks[k]);
+        float m = lmp_nn_lmhead_xent_forward_backward(fx, fw, tg, N, C, V, dx, dw, l, scratch, chunks[k]);
         ck_assert_msg(fabsf(m - umean) <= 1e-5f * fabsf(umean), "chunk %d: loss %g vs %g",
                       chunks[k], m, umean);
         ck_assert_msg(max_diff_ff(l, ul, N) <= 1e-5, "chunk %d: row losses differ", chunks[k]);
@@ -799,15 +799,15 @@ START_TEST(lmhead_vs_unfused)
         ck_assert_msg(max_diff_ff(dw, udw, V * C) <= 1e-6, "chunk %d: dwte differs", chunks[k]);
         for (int n = 8; n < 16; n++) ck_assert_float_eq(l[n], 0);
         /* forward only gives the same loss */
-        float mf = lmhead_xent_forward(fx, fw, tg, N, C, V, NULL, scratch, chunks[k]);
+        float mf = lmp_nn_lmhead_xent_forward(fx, fw, tg, N, C, V, NULL, scratch, chunks[k]);
         ck_assert_float_eq(mf, m);
     }
     /* one gradient at a time (frozen embedding / frozen input) */
     memset(dx, 0, N * C * sizeof(float));
-    lmhead_xent_forward_backward(fx, fw, tg, N, C, V, dx, NULL, NULL, scratch, 8);
+    lmp_nn_lmhead_xent_forward_backward(fx, fw, tg, N, C, V, dx, NULL, NULL, scratch, 8);
     ck_assert(max_diff_ff(dx, udx, N * C) <= 1e-6);
     memset(dw, 0, V * C * sizeof(float));
-    lmhead_xent_forward_backward(fx, fw, tg, N, C, V, NULL, dw, NULL, scratch, 8);
+    lmp_nn_lmhead_xent_forward_backward(fx, fw, tg, N, C, V, NULL, dw, NULL, scratch, 8);
     ck_assert(max_diff_ff(dw, udw, V * C) <= 1e-6);
 
     /* float fused vs double fused */
@@ -816,18 +816,18 @@ START_TEST(lmhead_vs_unfused)
     ck_assert_double_eq_tol(umean, dm, 1e-5 * dm);
     memset(dx, 0, N * C * sizeof(float));
     memset(dw, 0, V * C * sizeof(float));
-    lmhead_xent_forward_backward(fx, fw, tg, N, C, V, dx, dw, NULL, scratch, 8);
+    lmp_nn_lmhead_xent_forward_backward(fx, fw, tg, N, C, V, dx, dw, NULL, scratch, 8);
     CHECK_F32("lmhead dx", dx, ddx, N * C);
     CHECK_F32("lmhead dwte", dw, ddw, V * C);
 
     /* generation logits for one position match the full logits' row */
     float *gl = fz(V);
-    lmhead_logits(gl, fx + 5 * C, fw, C, V);
+    lmp_nn_lmhead_logits(gl, fx + 5 * C, fw, C, V);
     ck_assert(max_diff_ff(gl, logits + 5 * V, V) <= 1e-5);
 }
 END_TEST
 
-/* first_nonfinite: NaN and both infinities found at their index, in the
+/* lmp_nn_first_nonfinite: NaN and both infinities found at their index, in the
  * first block, across a block boundary and in a short tail. */
 START_TEST(nonfinite_scan)
 {
@@ -835,17 +835,17 @@ START_TEST(nonfinite_scan)
     float *x = mallocCheck(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = (float)i - 5000.0f;
     x[7] = FLT_MAX;
-    ck_assert_uint_eq(first_nonfinite(x, n), n);
-    ck_assert_uint_eq(first_nonfinite(x, 0), 0);
+    ck_assert_uint_eq(lmp_nn_first_nonfinite(x, n), n);
+    ck_assert_uint_eq(lmp_nn_first_nonfinite(x, 0), 0);
     const size_t at[] = { 0, 4095, 4096, n - 1 };
     const float bad[] = { NAN, INFINITY, -INFINITY };
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
         for (size_t k = 0; k < 3; k++) {
             float keep = x[at[i]];
             x[at[i]] = bad[k];
-            ck_assert_uint_eq(first_nonfinite(x, n), at[i]);
+            ck_assert_uint_eq(lmp_nn_first_nonfinite(x, n), at[i]);
             x[n - 1] = NAN; /* a later one does not matter */
-            ck_assert_uint_eq(first_nonfinite(x, n), at[i]);
+            ck_assert_uint_eq(lmp_nn_first_nonfinite(x, n), at[i]);
             x[n - 1] = (float)(n - 1) - 5000.0f;
             x[at[i]] = keep;
         }
@@ -857,16 +857,16 @@ START_TEST(lmhead_errors)
 {
     float x[4] = { 0 }, w[6] = { 0 }, s[6], dx[4], l[2] = { 5, 5 };
     int tg[2] = { 1, 3 };
-    ck_assert(isnan(lmhead_xent_forward_backward(x, w, tg, 2, 2, 3, dx, NULL, l, s, 2)));
+    ck_assert(isnan(lmp_nn_lmhead_xent_forward_backward(x, w, tg, 2, 2, 3, dx, NULL, l, s, 2)));
     ck_assert_str_eq(lmp_errmsg(), "target 3 at row 1 out of range [0, 3)");
     ck_assert_float_eq(l[0], 5);
     tg[1] = 2;
-    ck_assert(isnan(lmhead_xent_forward(x, w, tg, 2, 2, 3, l, s, 0)));
+    ck_assert(isnan(lmp_nn_lmhead_xent_forward(x, w, tg, 2, 2, 3, l, s, 0)));
     ck_assert_str_eq(lmp_errmsg(), "lmhead_xent: chunk must be >= 1, got 0");
     /* all-zero logits: loss is log V */
-    ck_assert_float_eq_tol(lmhead_xent_forward(x, w, tg, 2, 2, 3, l, s, 1), logf(3), 1e-6);
+    ck_assert_float_eq_tol(lmp_nn_lmhead_xent_forward(x, w, tg, 2, 2, 3, l, s, 1), logf(3), 1e-6);
     int none[2] = { -1, -1 };
-    ck_assert_float_eq(lmhead_xent_forward(x, w, none, 2, 2, 3, l, s, 1), 0);
+    ck_assert_float_eq(lmp_nn_lmhead_xent_forward(x, w, none, 2, 2, 3, l, s, 1), 0);
 }
 END_TEST
 

@@ -33,14 +33,14 @@ START_TEST(adamw_by_hand)
     const double want_m[3] = { 0.05, 0.02, 0.0305 };
     const double want_v[3] = { 0.00025, 0.00031225, 0.00032756275 };
     for (int t = 1; t <= 3; t++) {
-        adamw_update(&p, &g[t - 1], &m, &v, 1, 0.1, 0.9, 0.999, 1e-8, 0.01, t);
+        lmp_adamw_update(&p, &g[t - 1], &m, &v, 1, 0.1, 0.9, 0.999, 1e-8, 0.01, t);
         ck_assert_double_eq_tol(p, want_p[t - 1], 1e-6);
         ck_assert_double_eq_tol(m, want_m[t - 1], 1e-8);
         ck_assert_double_eq_tol(v, want_v[t - 1], 1e-9);
     }
     /* the first step of Adam moves every weight by ~lr regardless of |g| */
     float q[2] = { 0, 0 }, gq[2] = { 1e-3f, -50.0f }, mq[2] = { 0 }, vq[2] = { 0 };
-    adamw_update(q, gq, mq, vq, 2, 0.01f, 0.9f, 0.999f, 1e-8f, 0.0f, 1);
+    lmp_adamw_update(q, gq, mq, vq, 2, 0.01f, 0.9f, 0.999f, 1e-8f, 0.0f, 1);
     ck_assert_float_eq_tol(q[0], -0.01f, 1e-6);
     ck_assert_float_eq_tol(q[1], 0.01f, 1e-6);
 }
@@ -82,9 +82,9 @@ START_TEST(adam_vs_torch)
         int l2 = strncmp(name, "adam_", 5) == 0;
         for (int t = 1; t <= steps; t++) {
             if (l2)
-                adam_update(p, g + (t - 1) * n, m, v, n, lr, b1, b2, eps, wd, t);
+                lmp_adam_update(p, g + (t - 1) * n, m, v, n, lr, b1, b2, eps, wd, t);
             else
-                adamw_update(p, g + (t - 1) * n, m, v, n, lr, b1, b2, eps, wd, t);
+                lmp_adamw_update(p, g + (t - 1) * n, m, v, n, lr, b1, b2, eps, wd, t);
             for (int i = 0; i < n; i++) {
                 float w = want[(t - 1) * n + i];
                 ck_assert_msg(fabsf(p[i] - w) <= 1e-7f * fmaxf(1, fabsf(w)),
@@ -106,22 +106,22 @@ START_TEST(clipping)
     float a[2] = { 3, 4 }, b[1] = { 12 };
     float *gs[3] = { a, NULL, b };
     size_t ns[3] = { 2, 99, 1 };
-    ck_assert_float_eq_tol(clip_grad_norm(gs, ns, 3, 20.0f), 13.0f, 1e-6); /* under: unchanged */
+    ck_assert_float_eq_tol(lmp_clip_grad_norm(gs, ns, 3, 20.0f), 13.0f, 1e-6); /* under: unchanged */
     ck_assert_float_eq(a[0], 3);
-    ck_assert_float_eq_tol(clip_grad_norm(gs, ns, 3, 0.0f), 13.0f, 1e-6); /* 0: no clipping */
+    ck_assert_float_eq_tol(lmp_clip_grad_norm(gs, ns, 3, 0.0f), 13.0f, 1e-6); /* 0: no clipping */
     ck_assert_float_eq(b[0], 12);
-    ck_assert_float_eq_tol(clip_grad_norm(gs, ns, 3, 6.5f), 13.0f, 1e-6);
+    ck_assert_float_eq_tol(lmp_clip_grad_norm(gs, ns, 3, 6.5f), 13.0f, 1e-6);
     double c = 6.5 / (13 + 1e-6);
     ck_assert_float_eq_tol(a[0], 3 * c, 1e-6);
     ck_assert_float_eq_tol(a[1], 4 * c, 1e-6);
     ck_assert_float_eq_tol(b[0], 12 * c, 1e-6);
-    ck_assert_float_eq_tol(clip_grad_norm(gs, ns, 3, 100.0f), 6.5f, 1e-5);
+    ck_assert_float_eq_tol(lmp_clip_grad_norm(gs, ns, 3, 100.0f), 6.5f, 1e-5);
     /* a non-finite norm is reported and nothing is scaled */
     b[0] = INFINITY;
-    ck_assert(isinf(clip_grad_norm(gs, ns, 3, 1.0f)));
+    ck_assert(isinf(lmp_clip_grad_norm(gs, ns, 3, 1.0f)));
     ck_assert_float_eq_tol(a[0], 3 * c, 1e-6);
     b[0] = NAN;
-    ck_assert(isnan(clip_grad_norm(gs, ns, 3, 1.0f)));
+    ck_assert(isnan(lmp_clip_grad_norm(gs, ns, 3, 1.0f)));
     ck_assert_float_eq_tol(a[0], 3 * c, 1e-6);
 }
 END_TEST
@@ -131,37 +131,37 @@ START_TEST(schedules)
     const float base = 1e-3f, lo = 1e-4f;
     /* warmup (all kinds): (step+1)/warmup */
     for (int k = 0; k < 3; k++) {
-        ck_assert_float_eq_tol(lr_schedule(k, 0, 100, 10, base, lo), 1e-4f, 1e-10);
-        ck_assert_float_eq_tol(lr_schedule(k, 4, 100, 10, base, lo), 5e-4f, 1e-10);
-        ck_assert_float_eq_tol(lr_schedule(k, 9, 100, 10, base, lo), 1e-3f, 1e-10);
-        ck_assert_float_eq_tol(lr_schedule(k, 10, 100, 10, base, lo), 1e-3f, 1e-10);
+        ck_assert_float_eq_tol(lmp_lr_schedule(k, 0, 100, 10, base, lo), 1e-4f, 1e-10);
+        ck_assert_float_eq_tol(lmp_lr_schedule(k, 4, 100, 10, base, lo), 5e-4f, 1e-10);
+        ck_assert_float_eq_tol(lmp_lr_schedule(k, 9, 100, 10, base, lo), 1e-3f, 1e-10);
+        ck_assert_float_eq_tol(lmp_lr_schedule(k, 10, 100, 10, base, lo), 1e-3f, 1e-10);
     }
     /* halfway through the decay */
-    ck_assert_float_eq_tol(lr_schedule(LMP_LR_COSINE, 55, 100, 10, base, lo), 5.5e-4f, 1e-10);
-    ck_assert_float_eq_tol(lr_schedule(LMP_LR_LINEAR, 55, 100, 10, base, lo), 5.5e-4f, 1e-10);
-    ck_assert_float_eq_tol(lr_schedule(LMP_LR_CONSTANT, 55, 100, 10, base, lo), 1e-3f, 1e-10);
+    ck_assert_float_eq_tol(lmp_lr_schedule(LMP_LR_COSINE, 55, 100, 10, base, lo), 5.5e-4f, 1e-10);
+    ck_assert_float_eq_tol(lmp_lr_schedule(LMP_LR_LINEAR, 55, 100, 10, base, lo), 5.5e-4f, 1e-10);
+    ck_assert_float_eq_tol(lmp_lr_schedule(LMP_LR_CONSTANT, 55, 100, 10, base, lo), 1e-3f, 1e-10);
     /* a quarter: cosine is above linear */
-    ck_assert_float_eq_tol(lr_schedule(LMP_LR_COSINE, 10 + 90 / 4, 100, 10, base, lo),
+    ck_assert_float_eq_tol(lmp_lr_schedule(LMP_LR_COSINE, 10 + 90 / 4, 100, 10, base, lo),
                            lo + 0.5 * (1 + cos(M_PI * 22 / 90.0)) * (base - lo), 1e-10);
-    ck_assert_float_eq_tol(lr_schedule(LMP_LR_LINEAR, 10 + 90 / 4, 100, 10, base, lo),
+    ck_assert_float_eq_tol(lmp_lr_schedule(LMP_LR_LINEAR, 10 + 90 / 4, 100, 10, base, lo),
                            base + 22 / 90.0 * (lo - base), 1e-10);
     /* the end and beyond */
-    ck_assert_float_eq_tol(lr_schedule(LMP_LR_COSINE, 99, 100, 10, base, lo),
+    ck_assert_float_eq_tol(lmp_lr_schedule(LMP_LR_COSINE, 99, 100, 10, base, lo),
                            lo + 0.5 * (1 + cos(M_PI * 89 / 90.0)) * (base - lo), 1e-10);
-    ck_assert_float_eq(lr_schedule(LMP_LR_COSINE, 100, 100, 10, base, lo), lo);
-    ck_assert_float_eq(lr_schedule(LMP_LR_LINEAR, 150, 100, 10, base, lo), lo);
-    ck_assert_float_eq(lr_schedule(LMP_LR_CONSTANT, 150, 100, 10, base, lo), base);
+    ck_assert_float_eq(lmp_lr_schedule(LMP_LR_COSINE, 100, 100, 10, base, lo), lo);
+    ck_assert_float_eq(lmp_lr_schedule(LMP_LR_LINEAR, 150, 100, 10, base, lo), lo);
+    ck_assert_float_eq(lmp_lr_schedule(LMP_LR_CONSTANT, 150, 100, 10, base, lo), base);
     /* no warmup: step 0 is base_lr */
-    ck_assert_float_eq(lr_schedule(LMP_LR_COSINE, 0, 100, 0, base, 0), base);
-    ck_assert_float_eq_tol(lr_schedule(LMP_LR_LINEAR, 50, 100, 0, base, 0), 5e-4f, 1e-10);
+    ck_assert_float_eq(lmp_lr_schedule(LMP_LR_COSINE, 0, 100, 0, base, 0), base);
+    ck_assert_float_eq_tol(lmp_lr_schedule(LMP_LR_LINEAR, 50, 100, 0, base, 0), 5e-4f, 1e-10);
 
     lmp_lr_kind k;
-    ck_assert_int_eq(lr_schedule_parse("cosine", &k), 0);
+    ck_assert_int_eq(lmp_lr_schedule_parse("cosine", &k), 0);
     ck_assert_int_eq(k, LMP_LR_COSINE);
-    ck_assert_int_eq(lr_schedule_parse("linear", &k), 0);
+    ck_assert_int_eq(lmp_lr_schedule_parse("linear", &k), 0);
     ck_assert_int_eq(k, LMP_LR_LINEAR);
-    ck_assert_str_eq(lr_schedule_name(LMP_LR_CONSTANT), "constant");
-    ck_assert_int_eq(lr_schedule_parse("cos", &k), -1);
+    ck_assert_str_eq(lmp_lr_schedule_name(LMP_LR_CONSTANT), "constant");
+    ck_assert_int_eq(lmp_lr_schedule_parse("cos", &k), -1);
     ck_assert_str_eq(lmp_errmsg(),
                      "unknown learning-rate schedule 'cos' (expected constant, cosine or linear)");
 }
@@ -223,14 +223,14 @@ START_TEST(param_group)
     ck_assert_ptr_null(fr->m);
     ck_assert_ptr_null(lmp_params_find(&g, "nope"));
 
-    /* the group step equals adamw_update per tensor, decay only on w */
+    /* the group step equals lmp_adamw_update per tensor, decay only on w */
     float w[6], b[3], mw[6] = { 0 }, vw[6] = { 0 }, mb[3] = { 0 }, vb[3] = { 0 };
     memcpy(w, t.w, sizeof w);
     memcpy(b, t.b, sizeof b);
     for (int s = 1; s <= 3; s++) {
         toy_grads(&g, s);
-        adamw_update(w, lmp_params_find(&g, "w")->grad, mw, vw, 6, 0.01, 0.9, 0.95, 1e-8, 0.1, s);
-        adamw_update(b, lmp_params_find(&g, "b")->grad, mb, vb, 3, 0.01, 0.9, 0.95, 1e-8, 0.0, s);
+        lmp_adamw_update(w, lmp_params_find(&g, "w")->grad, mw, vw, 6, 0.01, 0.9, 0.95, 1e-8, 0.1, s);
+        lmp_adamw_update(b, lmp_params_find(&g, "b")->grad, mb, vb, 3, 0.01, 0.9, 0.95, 1e-8, 0.0, s);
         lmp_params_adamw_step(&g, 0.01, 0.9, 0.95, 1e-8, 0.1);
     }
     ck_assert_int_eq(g.step, 3);
@@ -380,7 +380,7 @@ START_TEST(optim_step_is_its_parts)
             ck_assert_int_eq(lmp_optim_step(&g1, &o, step, 10, &loss, 0, &info), 0);
             ck_assert(loss == 1.25); /* one rank: as given */
             float norm = lmp_params_clip_grad_norm(&g2, 0.5f);
-            float lr = lr_schedule(LMP_LR_LINEAR, step, 10, 2, 3e-2f, 1e-3f);
+            float lr = lmp_lr_schedule(LMP_LR_LINEAR, step, 10, 2, 3e-2f, 1e-3f);
             if (adamw) lmp_params_adamw_step(&g2, lr, 0.9, 0.95, 1e-8, 0.1);
             else lmp_params_adam_step(&g2, lr, 0.9, 0.95, 1e-8, 0.1);
             ck_assert(info.grad_norm == norm);
@@ -466,7 +466,7 @@ START_TEST(optim_warmup_fraction_or_steps)
         double loss = 1;
         lmp_optim_info info;
         ck_assert_int_eq(lmp_optim_step(&g, &o, step, 30, &loss, 0, &info), 0);
-        ck_assert(info.lr == lr_schedule(LMP_LR_COSINE, step, 30, 5, 3e-3f, (float)(3e-3 * 0.1)));
+        ck_assert(info.lr == lmp_lr_schedule(LMP_LR_COSINE, step, 30, 5, 3e-3f, (float)(3e-3 * 0.1)));
     }
     lmp_params_free(&g);
 }

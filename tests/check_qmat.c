@@ -146,9 +146,9 @@ static void forward_both(float *y, const float *x, const lmp_qmat *q, const floa
     int OC = q->rows;
     float *ys = mallocCheck((size_t)OC * sizeof(float));
     lmp_qmat_simd(0);
-    qmat_forward(ys, x, q, bias, 1);
+    lmp_qmat_forward(ys, x, q, bias, 1);
     lmp_qmat_simd(1);
-    qmat_forward(y, x, q, bias, 1);
+    lmp_qmat_forward(y, x, q, bias, 1);
     for (int o = 0; o < OC; o++)
         ck_assert_msg(memcmp(&y[o], &ys[o], sizeof(float)) == 0, "%s [%d x %d] row %d: SIMD %a, scalar %a",
                       lmp_weights_name(q->fmt), OC, q->cols, o, y[o], ys[o]);
@@ -200,7 +200,7 @@ START_TEST(quantize_q8_blocks)
         memset(q, 0x55, (size_t)nb * 32);
         fill(x, (size_t)C, &rng, 2.0f);
         if (C > 40) for (int i = 32; i < 64 && i < C; i++) x[i] = 0; /* an all-zero block */
-        quantize_q8_row(q, d, x, C);
+        lmp_qmat_quantize_q8_row(q, d, x, C);
         for (int bk = 0; bk < nb; bk++) {
             float amax = 0;
             for (int i = 32 * bk; i < 32 * bk + 32 && i < C; i++) amax = fmaxf(amax, fabsf(x[i]));
@@ -299,9 +299,9 @@ START_TEST(many_rows_match_one_row)
         ck_assert_uint_eq(lmp_qmat_bytes(q), fmt == LMP_WEIGHTS_F16 ? (size_t)OC * C * 2 : (size_t)OC * 3 * 36);
         if (fmt == LMP_WEIGHTS_F16) ck_assert(memcmp(q->h, qt->h, (size_t)OC * C * 2) == 0);
         else ck_assert(memcmp(q->q, qt->q, (size_t)OC * 96) == 0 && memcmp(q->d, qt->d, (size_t)OC * 12) == 0);
-        qmat_forward(y, x, q, b, N);
+        lmp_qmat_forward(y, x, q, b, N);
         for (int n = 0; n < N; n++) {
-            qmat_forward(y1, x + (size_t)n * C, qt, b, 1);
+            lmp_qmat_forward(y1, x + (size_t)n * C, qt, b, 1);
             for (int o = 0; o < OC; o++)
                 ck_assert_msg(fabsf(y[(size_t)n * OC + o] - y1[o]) <= 1e-5f * (1 + fabsf(y1[o])),
                               "%s row %d out %d: %g (many rows) vs %g", lmp_weights_name(fmt), n, o,

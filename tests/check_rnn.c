@@ -1,6 +1,6 @@
 /*
  * check_rnn.c — the RNN classifier (core/kit/rnn.h) and the distillation loss
- * (kd_loss_forward_backward in core/nn/nn.h).
+ * (lmp_nn_kd_loss_forward_backward in core/nn/nn.h).
  *
  * The RNN's forward/backward source (core/nn/rnn_impl.h) and the nn kernels are
  * compiled here a second time in double precision (names with _f64):
@@ -585,7 +585,7 @@ START_TEST(kd_known_values)
     v = kd_loss_forward_backward_f64(NULL, NULL, su, tu, 1, 2, 1, LMP_KD_KL, 1);
     ck_assert_double_eq_tol(v, 1000 - log(2.0), 1e-9);
     float sf[2] = {0, -2000}, tf[2] = {0, 0}, gf[2] = {0, 0};
-    float vf = kd_loss_forward_backward(NULL, gf, sf, tf, 1, 2, 1, LMP_KD_KL, 1);
+    float vf = lmp_nn_kd_loss_forward_backward(NULL, gf, sf, tf, 1, 2, 1, LMP_KD_KL, 1);
     ck_assert_float_eq_tol(vf, 1000 - logf(2), 1e-3);
     ck_assert_float_eq_tol(gf[0], 0.5f, 1e-6);
     ck_assert_float_eq_tol(gf[1], -0.5f, 1e-6);
@@ -618,7 +618,7 @@ START_TEST(kd_fd)
         double ld[N], gd[N * V];
         for (int i = 0; i < N * V; i++) sf[i] = (float)s[i], tf[i] = (float)t[i], gf[i] = 1, gd[i] = 1;
         for (int i = 0; i < N * V; i++) s[i] = sf[i], t[i] = tf[i];
-        float mf = kd_loss_forward_backward(lf, gf, sf, tf, N, V, (float)T, kind, 0.7f);
+        float mf = lmp_nn_kd_loss_forward_backward(lf, gf, sf, tf, N, V, (float)T, kind, 0.7f);
         double md = kd_loss_forward_backward_f64(ld, gd, s, t, N, V, T, kind, 0.7);
         ck_assert_double_le(fabs(mf - md), 1e-5 * fabs(md));
         double mean = 0;
@@ -632,13 +632,13 @@ END_TEST
 START_TEST(kd_errors)
 {
     float s[2] = {0, 1}, t[2] = {1, 0}, g[2] = {7, 7};
-    ck_assert(isnan(kd_loss_forward_backward(NULL, g, s, t, 1, 2, 0, LMP_KD_KL, 1)));
+    ck_assert(isnan(lmp_nn_kd_loss_forward_backward(NULL, g, s, t, 1, 2, 0, LMP_KD_KL, 1)));
     ck_assert_str_eq(lmp_errmsg(), "kd loss: temperature must be > 0, got 0");
     ck_assert(g[0] == 7 && g[1] == 7);
-    ck_assert(isnan(kd_loss_forward_backward(NULL, g, s, t, 1, 2, 1, 5, 1)));
+    ck_assert(isnan(lmp_nn_kd_loss_forward_backward(NULL, g, s, t, 1, 2, 1, 5, 1)));
     ck_assert_str_eq(lmp_errmsg(), "kd loss: unknown kind 5");
     /* MSE ignores the temperature */
-    ck_assert_float_eq(kd_loss_forward_backward(NULL, NULL, s, t, 1, 2, 0, LMP_KD_MSE, 1), 2);
+    ck_assert_float_eq(lmp_nn_kd_loss_forward_backward(NULL, NULL, s, t, 1, 2, 0, LMP_KD_MSE, 1), 2);
 }
 END_TEST
 

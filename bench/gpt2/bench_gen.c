@@ -252,7 +252,7 @@ int main(int argc, char **argv)
                     double t = now();
                     for (int k = 0; k < copies; k++)
                         if (f == 0) cblas_sgemv(CblasRowMajor, CblasTrans, C, OC, 1, W + k * wn, OC, x, 1, 0, y, 1);
-                        else qmat_forward(y, x, q[f - 1][k], NULL, 1);
+                        else lmp_qmat_forward(y, x, q[f - 1][k], NULL, 1);
                     t = (now() - t) / copies;
                     if (t < best[f]) best[f] = t;
                 }

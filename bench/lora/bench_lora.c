@@ -73,7 +73,7 @@ static int step_bench(const char *dir, int B, int T, int reps)
             return 1;
         }
         memset(dlogits, 0, (size_t)B * 2 * sizeof(float));
-        loss = softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, B, 2);
+        loss = lmp_nn_softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, B, 2);
         if (c->backward(c, dlogits) != 0) {
             fprintf(stderr, "%s\n", lmp_errmsg());
             return 1;

@@ -61,7 +61,7 @@ static int evaluate_split(lmp_classifier *c, const lmp_dataset *d, const lmp_spl
     int *pred = mallocCheck((size_t)s->n * sizeof *pred);
     int rc = lmp_classifier_predict(c, d, s, batch, logits);
     if (rc == 0) {
-        r->loss = softmax_crossentropy_forward_backward(NULL, NULL, logits, s->label, s->n, L);
+        r->loss = lmp_nn_softmax_crossentropy_forward_backward(NULL, NULL, logits, s->label, s->n, L);
         for (int i = 0; i < s->n; i++) pred[i] = lmp_argmax(logits + (size_t)i * L, L);
         lmp_cls_metrics_compute(&r->m, s->label, pred, s->n, L);
     }
@@ -88,7 +88,7 @@ static double ce_loss(void *ctx, const float *logits, const int *labels, const i
                       double *parts)
 {
     (void)ctx, (void)idx, (void)parts;
-    return softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, n, L);
+    return lmp_nn_softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, n, L);
 }
 
 int lmp_fit(lmp_stage *st, const lmp_fit_opts *o, lmp_classifier *c, lmp_dataset *d, const lmp_fit_loss *loss)

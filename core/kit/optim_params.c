@@ -20,7 +20,7 @@ int lmp_optim_opts_read(lmp_stage *st, lmp_optim_opts *o, int flags)
     o->beta2 = lmp_param_float(st, "beta2");
     o->eps = lmp_param_float(st, "eps");
     o->clip = lmp_param_float(st, "clip");
-    if (lr_schedule_parse(lmp_param_str(st, "schedule"), &o->schedule) != 0) return -1;
+    if (lmp_lr_schedule_parse(lmp_param_str(st, "schedule"), &o->schedule) != 0) return -1;
 
     /* min_lr absolute when set, else a fraction of lr (0 by default in train and kd) */
     if (lmp_param_is_set(st, "min_lr") && lmp_param_is_set(st, "min_lr_ratio"))

@@ -19,7 +19,7 @@
 #include "util.h"
 
 typedef float real;
-#define NN_FN(name) name
+#define NN_FN(name) lmp_nn_##name
 #define RNN_FN(name) name
 #define RNN_GEMM cblas_sgemm
 #define RNN_FAST_ACT

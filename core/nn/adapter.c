@@ -19,7 +19,7 @@
 void lmp_linear_forward(const lmp_linear *l, float *out, const float *inp, int N)
 {
     if (l->packed) {
-        qmat_forward(out, inp, l->packed, l->bias, N);
+        lmp_qmat_forward(out, inp, l->packed, l->bias, N);
     } else if (N == 1) {
         /* One row (a decoding step): OpenBLAS's sgemv streams the weights at
          * memory speed, while its sgemm with M=1 runs at a third of that on
@@ -28,7 +28,7 @@ void lmp_linear_forward(const lmp_linear *l, float *out, const float *inp, int N
         cblas_sgemv(CblasRowMajor, CblasTrans, l->in, l->out, 1.0f, l->weight, l->out, inp, 1,
                     l->bias ? 1.0f : 0.0f, out, 1);
     } else {
-        matmul_forward(out, inp, l->weight, l->bias, N, l->in, l->out);
+        lmp_nn_matmul_forward(out, inp, l->weight, l->bias, N, l->in, l->out);
     }
     for (lmp_adapter *a = l->adapters; a; a = a->next) a->ops->forward(a, l, out, inp, N);
 }
@@ -46,7 +46,7 @@ void lmp_linear_backward(const lmp_linear *l, float *dinp, float *dweight, float
                          const float *dout, const float *inp, int N)
 {
     dout = chain_backward(l->adapters, l, dinp, dout, inp, N);
-    matmul_backward(dinp, dweight, dbias, dout, inp, l->weight, N, l->in, l->out);
+    lmp_nn_matmul_backward(dinp, dweight, dbias, dout, inp, l->weight, N, l->in, l->out);
 }
 
 /* ------------------------------------------------------------ patterns */

@@ -19,12 +19,12 @@
 
 /* ------------------------------------------------------------ linear layers */
 
-void gpt2_linear_forward(const lmp_gpt2_linear *l, float *out, const float *inp, int N)
+void lmp_gpt2_linear_forward(const lmp_gpt2_linear *l, float *out, const float *inp, int N)
 {
     lmp_linear_forward(l, out, inp, N);
 }
 
-void gpt2_linear_backward(const lmp_gpt2_linear *l, float *dinp, float *dweight, float *dbias,
+void lmp_gpt2_linear_backward(const lmp_gpt2_linear *l, float *dinp, float *dweight, float *dbias,
                           const float *dout, const float *inp, int N)
 {
     lmp_linear_backward(l, dinp, dweight, dbias, dout, inp, N);
@@ -198,7 +198,7 @@ int lmp_gpt2_forward(lmp_gpt2 *m, const int *inputs, const int *mask, int B, int
     acts_prepare(m, B, T, for_backward ? L : 1);
     lmp_gpt2_acts *a = &m->acts;
     a->for_backward = 0;
-    if (encoder_forward(a->encoded, inputs, m->wte, m->wpe, B, T, C, V) != 0) return -1;
+    if (lmp_nn_encoder_forward(a->encoded, inputs, m->wte, m->wpe, B, T, C, V) != 0) return -1;
     memcpy(a->inputs, inputs, (size_t)B * T * sizeof(int));
     size_t BT = (size_t)B * T, BTC = BT * C;
     const float *residual = a->encoded;
@@ -214,19 +214,19 @@ int lmp_gpt2_forward(lmp_gpt2 *m, const int *inputs, const int *mask, int B, int
         float *fch_gelu = a->fch_gelu + li * BTC * 4, *fcproj = a->fcproj + li * BTC;
         float *residual3 = a->residual3 + li * BTC;
 
-        layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, blk->ln_1_w, blk->ln_1_b, (int)BT, C);
-        gpt2_linear_forward(blk->c_attn, qkv, ln1, (int)BT);
-        attention_forward(atty, att, qkv, mask, B, T, C, NH);
-        gpt2_linear_forward(blk->attn_proj, attproj, atty, (int)BT);
-        residual_forward(residual2, residual, attproj, BTC);
-        layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, blk->ln_2_w, blk->ln_2_b, (int)BT, C);
-        gpt2_linear_forward(blk->c_fc, fch, ln2, (int)BT);
-        gelu_forward(fch_gelu, fch, BTC * 4);
-        gpt2_linear_forward(blk->mlp_proj, fcproj, fch_gelu, (int)BT);
-        residual_forward(residual3, residual2, fcproj, BTC);
+        lmp_nn_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, blk->ln_1_w, blk->ln_1_b, (int)BT, C);
+        lmp_gpt2_linear_forward(blk->c_attn, qkv, ln1, (int)BT);
+        lmp_nn_attention_forward(atty, att, qkv, mask, B, T, C, NH);
+        lmp_gpt2_linear_forward(blk->attn_proj, attproj, atty, (int)BT);
+        lmp_nn_residual_forward(residual2, residual, attproj, BTC);
+        lmp_nn_layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, blk->ln_2_w, blk->ln_2_b, (int)BT, C);
+        lmp_gpt2_linear_forward(blk->c_fc, fch, ln2, (int)BT);
+        lmp_nn_gelu_forward(fch_gelu, fch, BTC * 4);
+        lmp_gpt2_linear_forward(blk->mlp_proj, fcproj, fch_gelu, (int)BT);
+        lmp_nn_residual_forward(residual3, residual2, fcproj, BTC);
         residual = residual3;
     }
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, m->ln_f_w, m->ln_f_b, (int)BT, C);
+    lmp_nn_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, m->ln_f_w, m->ln_f_b, (int)BT, C);
     a->for_backward = for_backward != 0;
     return 0;
 }
@@ -234,8 +234,8 @@ int lmp_gpt2_forward(lmp_gpt2 *m, const int *inputs, const int *mask, int B, int
 void gpt2_lm_logits(const lmp_gpt2 *m, const float *x, int n, float *logits)
 {
     int C = m->config.n_embd, V = m->config.vocab_size;
-    if (m->storage->wte_q) qmat_forward(logits, x, m->storage->wte_q, NULL, n);
-    else if (n == 1) lmhead_logits(logits, x, m->wte, C, V);
+    if (m->storage->wte_q) lmp_qmat_forward(logits, x, m->storage->wte_q, NULL, n);
+    else if (n == 1) lmp_nn_lmhead_logits(logits, x, m->wte, C, V);
     else /* logits[n,V] = x[n,C] @ wte^T: wte is read once for all rows */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, C, 1.0f, x, C, m->wte, C, 0.0f,
                     logits, V);
@@ -278,7 +278,7 @@ static float *lm_scratch(lmp_gpt2 *m)
  * GPT2_LM_CHUNK (256 x 50257 floats of scratch: 51 MB). */
 #define GPT2_LM_CHUNK_Q 256
 
-/* lmhead_xent_forward through m->storage->wte_q: mean loss over rows whose
+/* lmp_nn_lmhead_xent_forward through m->storage->wte_q: mean loss over rows whose
  * target is not -1, losses[N] (may be NULL) per row.  Targets are checked. */
 static float lmhead_xent_packed(lmp_gpt2 *m, const float *x, const int *targets, int N,
                                 float *losses)
@@ -293,8 +293,8 @@ static float lmhead_xent_packed(lmp_gpt2 *m, const float *x, const int *targets,
         int n = N - n0 < chunk ? N - n0 : chunk, live = 0;
         for (int i = 0; i < n; i++) live += targets[n0 + i] != -1;
         if (live) {
-            qmat_forward(logits, x + (size_t)n0 * C, m->storage->wte_q, NULL, n);
-            softmax_crossentropy_forward_backward(row_loss, NULL, logits, targets + n0, n, V);
+            lmp_qmat_forward(logits, x + (size_t)n0 * C, m->storage->wte_q, NULL, n);
+            lmp_nn_softmax_crossentropy_forward_backward(row_loss, NULL, logits, targets + n0, n, V);
         } else {
             for (int i = 0; i < n; i++) row_loss[i] = 0;
         }
@@ -320,7 +320,7 @@ static int gpt2_loss(lmp_gpt2 *m, const int *inputs, const int *targets, int B, 
     if (lmp_gpt2_forward(m, inputs, NULL, B, T, 0) != 0) return -1;
     float r = m->storage->wte_q
                   ? lmhead_xent_packed(m, m->acts.lnf, targets, B * T, losses)
-                  : lmhead_xent_forward(m->acts.lnf, m->wte, targets, B * T, m->config.n_embd, V,
+                  : lmp_nn_lmhead_xent_forward(m->acts.lnf, m->wte, targets, B * T, m->config.n_embd, V,
                                         losses, lm_scratch(m), GPT2_LM_CHUNK);
     if (!isfinite(r))
         return lmp_error("%s: %sthe loss is %s: the forward pass overflowed (non-finite activations)",

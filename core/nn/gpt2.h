@@ -11,7 +11,7 @@
  * The four linear layers of each block are listed by name in
  * model->linears ("h.3.attn.c_attn", "h.3.attn.c_proj", "h.3.mlp.c_fc",
  * "h.3.mlp.c_proj") and every linear op of every forward goes through
- * gpt2_linear_forward, so an adapter (LoRA) attached to a layer is applied
+ * lmp_gpt2_linear_forward, so an adapter (LoRA) attached to a layer is applied
  * everywhere: training, evaluation and generation.
  */
 #ifndef LMP_GPT2_H
@@ -46,8 +46,8 @@ typedef lmp_linear lmp_gpt2_linear;
 typedef lmp_adapter lmp_gpt2_adapter;
 
 /* lmp_linear_forward / lmp_linear_backward (adapter.h). */
-void gpt2_linear_forward(const lmp_gpt2_linear *l, float *out, const float *inp, int N);
-void gpt2_linear_backward(const lmp_gpt2_linear *l, float *dinp, float *dweight, float *dbias,
+void lmp_gpt2_linear_forward(const lmp_gpt2_linear *l, float *out, const float *inp, int N);
+void lmp_gpt2_linear_backward(const lmp_gpt2_linear *l, float *dinp, float *dweight, float *dbias,
                           const float *dout, const float *inp, int N);
 
 /* ------------------------------------------------------------ the model */

@@ -4,7 +4,7 @@
  * from a caller's d(final hidden states), through the final LayerNorm, every
  * block in reverse (MLP, attention, both LayerNorms, the residual stream) to
  * the embeddings.  Only nn.h's kernels are used, and every linear op goes
- * through gpt2_linear_backward so attached adapters (LoRA) get their
+ * through lmp_gpt2_linear_backward so attached adapters (LoRA) get their
  * gradients too.
  *
  * Gradients are accumulated (+=) into the buffers of an lmp_params_group
@@ -19,7 +19,7 @@
  *   dc   [B,T,C]   d(ln1|atty|ln2|lnf out), one at a time
  *   d4a  [B,T,4C]  d(fch_gelu), then d(qkv) (3C of it)
  *   d4b  [B,T,4C]  d(fch)
- *   datt [B,NH,T,T] attention_backward's scratch
+ *   datt [B,NH,T,T] lmp_nn_attention_backward's scratch
  * allocated for the largest (B, T) shape so far and re-carved for smaller ones.
  */
 #include "config.h"
@@ -148,7 +148,7 @@ static void backward_body(lmp_gpt2 *m)
 
     const float *last = L ? a->residual3 + (size_t)(L - 1) * BTC : a->encoded;
     memset(tr->dres, 0, BTC * sizeof(float));
-    layernorm_backward(need_dres ? tr->dres : NULL, tr->d.ln_f_w, tr->d.ln_f_b, tr->dlnf, last,
+    lmp_nn_layernorm_backward(need_dres ? tr->dres : NULL, tr->d.ln_f_w, tr->d.ln_f_b, tr->dlnf, last,
                        m->ln_f_w, a->lnf_mean, a->lnf_rstd, (int)BT, C);
     if (!need_dres) return;
 
@@ -169,30 +169,30 @@ static void backward_body(lmp_gpt2 *m)
 
         /* residual3 = residual2 + fcproj: dres is d(fcproj) and passes on to residual2 */
         memset(tr->d4a, 0, BTC * 4 * sizeof(float));
-        gpt2_linear_backward(blk->mlp_proj, tr->d4a, bg->w[3], bg->b[3], tr->dres, fch_gelu, (int)BT);
+        lmp_gpt2_linear_backward(blk->mlp_proj, tr->d4a, bg->w[3], bg->b[3], tr->dres, fch_gelu, (int)BT);
         memset(tr->d4b, 0, BTC * 4 * sizeof(float));
-        gelu_backward(tr->d4b, fch, tr->d4a, BTC * 4);
+        lmp_nn_gelu_backward(tr->d4b, fch, tr->d4a, BTC * 4);
         memset(tr->dc, 0, BTC * sizeof(float));
-        gpt2_linear_backward(blk->c_fc, tr->dc, bg->w[2], bg->b[2], tr->d4b, ln2, (int)BT);
-        layernorm_backward(tr->dres, bg->ln_2_w, bg->ln_2_b, tr->dc, residual2, blk->ln_2_w,
+        lmp_gpt2_linear_backward(blk->c_fc, tr->dc, bg->w[2], bg->b[2], tr->d4b, ln2, (int)BT);
+        lmp_nn_layernorm_backward(tr->dres, bg->ln_2_w, bg->ln_2_b, tr->dc, residual2, blk->ln_2_w,
                            ln2_mean, ln2_rstd, (int)BT, C);
 
         /* residual2 = residual + attproj: dres is d(attproj) and passes on to residual */
         memset(tr->dc, 0, BTC * sizeof(float));
-        gpt2_linear_backward(blk->attn_proj, tr->dc, bg->w[1], bg->b[1], tr->dres, atty, (int)BT);
+        lmp_gpt2_linear_backward(blk->attn_proj, tr->dc, bg->w[1], bg->b[1], tr->dres, atty, (int)BT);
         float *dqkv = tr->d4a;
         memset(dqkv, 0, BTC * 3 * sizeof(float));
-        attention_backward(dqkv, tr->datt, tr->dc, qkv, att, B, T, C, NH);
+        lmp_nn_attention_backward(dqkv, tr->datt, tr->dc, qkv, att, B, T, C, NH);
         /* d(ln1) is needed for ln_1's own gradients or to go further down */
         int need_dln1 = below || bg->ln_1_w || bg->ln_1_b;
         memset(tr->dc, 0, BTC * sizeof(float));
-        gpt2_linear_backward(blk->c_attn, need_dln1 ? tr->dc : NULL, bg->w[0], bg->b[0], dqkv, ln1,
+        lmp_gpt2_linear_backward(blk->c_attn, need_dln1 ? tr->dc : NULL, bg->w[0], bg->b[0], dqkv, ln1,
                              (int)BT);
         if (need_dln1)
-            layernorm_backward(below ? tr->dres : NULL, bg->ln_1_w, bg->ln_1_b, tr->dc, residual,
+            lmp_nn_layernorm_backward(below ? tr->dres : NULL, bg->ln_1_w, bg->ln_1_b, tr->dc, residual,
                                blk->ln_1_w, ln1_mean, ln1_rstd, (int)BT, C);
     }
-    if (emb) encoder_backward(tr->d.wte, tr->d.wpe, tr->dres, a->inputs, B, T, C);
+    if (emb) lmp_nn_encoder_backward(tr->d.wte, tr->d.wpe, tr->dres, a->inputs, B, T, C);
 }
 
 int lmp_gpt2_backward_from_hidden(lmp_gpt2 *m, const float *dlnf)
@@ -229,7 +229,7 @@ int lmp_gpt2_backward_lm(lmp_gpt2 *m, const int *targets, float *loss, float *lo
         tr->lm_chunk = chunk;
     }
     memset(tr->dlnf, 0, (size_t)BT * C * sizeof(float));
-    float mean = lmhead_xent_forward_backward(a->lnf, m->wte, targets, BT, C, V, tr->dlnf,
+    float mean = lmp_nn_lmhead_xent_forward_backward(a->lnf, m->wte, targets, BT, C, V, tr->dlnf,
                                               tr->d.wte, losses, tr->lm_scratch, tr->lm_chunk);
     if (isnan(mean)) {
         /* a bad target is an error (message set); a NaN loss from the model is not */

@@ -118,28 +118,28 @@ static void cached_forward(lmp_gpt2 *m, kvcache *kv, step_ws *w, int R)
     int C = c->n_embd, V = c->vocab_size;
     size_t RC = (size_t)R * C, per_layer = (size_t)kv->nseq * kv->cap * C;
     for (int r = 0; r < R; r++) /* ids were validated; wpe shifted to the row's position */
-        encoder_forward(w->x + (size_t)r * C, &w->tok[r], m->wte, m->wpe + (size_t)w->pos[r] * C,
+        lmp_nn_encoder_forward(w->x + (size_t)r * C, &w->tok[r], m->wte, m->wpe + (size_t)w->pos[r] * C,
                         1, 1, C, V);
     for (int l = 0; l < c->n_layer; l++) {
         const lmp_gpt2_block *b = &m->h[l];
         float *kc = kv->k + l * per_layer, *vc = kv->v + l * per_layer;
-        layernorm_forward(w->ln, NULL, NULL, w->x, b->ln_1_w, b->ln_1_b, R, C);
-        gpt2_linear_forward(b->c_attn, w->qkv, w->ln, R);
+        lmp_nn_layernorm_forward(w->ln, NULL, NULL, w->x, b->ln_1_w, b->ln_1_b, R, C);
+        lmp_gpt2_linear_forward(b->c_attn, w->qkv, w->ln, R);
         for (int r = 0; r < R; r++) {
             size_t at = ((size_t)w->seq[r] * kv->cap + w->pos[r]) * C;
             memcpy(kc + at, w->qkv + (size_t)r * 3 * C + C, (size_t)C * sizeof(float));
             memcpy(vc + at, w->qkv + (size_t)r * 3 * C + 2 * C, (size_t)C * sizeof(float));
         }
         attention_cached_forward(w->atty, w->qkv, kc, vc, w->seq, w->pos, R, C, c->n_head, kv->cap);
-        gpt2_linear_forward(b->attn_proj, w->proj, w->atty, R);
-        residual_forward(w->x, w->x, w->proj, RC);
-        layernorm_forward(w->ln, NULL, NULL, w->x, b->ln_2_w, b->ln_2_b, R, C);
-        gpt2_linear_forward(b->c_fc, w->fch, w->ln, R);
-        gelu_forward(w->fch_gelu, w->fch, RC * 4);
-        gpt2_linear_forward(b->mlp_proj, w->proj, w->fch_gelu, R);
-        residual_forward(w->x, w->x, w->proj, RC);
+        lmp_gpt2_linear_forward(b->attn_proj, w->proj, w->atty, R);
+        lmp_nn_residual_forward(w->x, w->x, w->proj, RC);
+        lmp_nn_layernorm_forward(w->ln, NULL, NULL, w->x, b->ln_2_w, b->ln_2_b, R, C);
+        lmp_gpt2_linear_forward(b->c_fc, w->fch, w->ln, R);
+        lmp_nn_gelu_forward(w->fch_gelu, w->fch, RC * 4);
+        lmp_gpt2_linear_forward(b->mlp_proj, w->proj, w->fch_gelu, R);
+        lmp_nn_residual_forward(w->x, w->x, w->proj, RC);
     }
-    layernorm_forward(w->lnf, NULL, NULL, w->x, m->ln_f_w, m->ln_f_b, R, C);
+    lmp_nn_layernorm_forward(w->lnf, NULL, NULL, w->x, m->ln_f_w, m->ln_f_b, R, C);
 }
 
 /* ------------------------------------------------------------ sampling */
@@ -363,7 +363,7 @@ int lmp_gpt2_generate(lmp_gpt2 *m, const int *const *prompts, const int *prompt_
             const float *lg = logits + (size_t)k++ * V;
             /* weights are checked at load: a non-finite logit is an overflow
              * in the forward pass, and sampling from it would be garbage */
-            size_t bad = first_nonfinite(lg, (size_t)V);
+            size_t bad = lmp_nn_first_nonfinite(lg, (size_t)V);
             if (bad < (size_t)V) {
                 rc = lmp_error("%s: generation step %d (sequence %d): the logit of token %zu is %s "
                                "(the forward pass overflowed)", m->source, step, b, bad,

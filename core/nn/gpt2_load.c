@@ -233,7 +233,7 @@ static int check_finite(lmp_gpt2 *m, const char *file, const char *prefix, int l
     gpt2_tensor *t = gpt2_tensors(m, &n);
     for (int i = 0; i < n && !rc; i++) {
         const float *x = *t[i].slot;
-        size_t at = first_nonfinite(x, t[i].n);
+        size_t at = lmp_nn_first_nonfinite(x, t[i].n);
         if (at == t[i].n) continue;
         const char *what = isnan(x[at]) ? "NaN" : x[at] > 0 ? "+Inf" : "-Inf";
         size_t idx = at;

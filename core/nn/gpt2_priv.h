@@ -25,7 +25,7 @@ struct lmp_gpt2_storage {
     void (*train_free)(struct lmp_gpt2_train *t);
 };
 
-/* Rows of the LM head computed at once by lmhead_xent_forward. */
+/* Rows of the LM head computed at once by lmp_nn_lmhead_xent_forward. */
 #define GPT2_LM_CHUNK 32
 
 /* A model for config c with names and shapes filled in, parameter pointers NULL

@@ -263,7 +263,7 @@ int lmp_lm_trainer_save(const lmp_lm_trainer *tr, const char *dir, const char *e
     json_object_set_new(oj, "steps", json_integer(o->steps));
     const lmp_optim_opts *op = &o->optim;
     json_object_set_new(oj, "optimizer", json_string(op->adamw ? "adamw" : "adam"));
-    json_object_set_new(oj, "schedule", json_string(lr_schedule_name(op->schedule)));
+    json_object_set_new(oj, "schedule", json_string(lmp_lr_schedule_name(op->schedule)));
     json_object_set_new(oj, "lr", json_real(op->lr));
     json_object_set_new(oj, "min_lr", json_real(op->min_lr));
     json_object_set_new(oj, "warmup", json_integer(lmp_optim_warmup_steps(op, o->steps))); /* steps */

@@ -34,7 +34,7 @@ typedef struct {
 
 /* ------------------------------------------------------------ the adapter */
 
-/* dropout_forward's draws and results, out[n] = inp * mask, with the mask
+/* lmp_nn_dropout_forward's draws and results, out[n] = inp * mask, with the mask
  * kept as bits for the backward instead of a float mask redrawn there: the
  * masks were drawn twice per step, one RNG call per input element each time
  * (8% of a LoRA CoLA epoch's profile). */
@@ -85,8 +85,8 @@ static void lora_forward(lmp_adapter *a, const lmp_linear *l, float *out, const 
         dropout_bits_forward(d, x->bits, inp, nin, x->p, &a->host->rng);
         xin = d;
     }
-    matmul_forward(x->u, xin, x->A, NULL, N, l->in, x->r);
-    matmul_acc_forward(out, x->u, x->B, N, x->r, l->out, x->scale);
+    lmp_nn_matmul_forward(x->u, xin, x->A, NULL, N, l->in, x->r);
+    lmp_nn_matmul_acc_forward(out, x->u, x->B, N, x->r, l->out, x->scale);
 }
 
 static const float *lora_backward(lmp_adapter *a, const lmp_linear *l, float *dinp, const float *dout,
@@ -97,20 +97,20 @@ static const float *lora_backward(lmp_adapter *a, const lmp_linear *l, float *di
     int r = x->r;
     /* du = scaling * dout B^T;  dB += scaling * u^T dout */
     memset(x->du, 0, (size_t)N * r * sizeof(float));
-    matmul_acc_backward(x->du, dB, dout, x->u, x->B, N, r, l->out, x->scale);
+    lmp_nn_matmul_acc_backward(x->du, dB, dout, x->u, x->B, N, r, l->out, x->scale);
     if (!dA && !dinp) return dout;
     if (!x->dropped) { /* dA += x^T du;  dinp += du A^T */
-        matmul_backward(dinp, dA, NULL, x->du, inp, x->A, N, l->in, r);
+        lmp_nn_matmul_backward(dinp, dA, NULL, x->du, inp, x->A, N, l->in, r);
         return dout;
     }
     size_t nin = (size_t)N * l->in;
     float *d = lmp_adapter_scratch(a->host, 0, nin), *mask = lmp_adapter_scratch(a->host, 1, nin);
     dropout_bits_expand(d, mask, x->bits, inp, nin, x->p); /* the forward's draws */
-    if (dA) matmul_backward(NULL, dA, NULL, x->du, d, x->A, N, l->in, r);
+    if (dA) lmp_nn_matmul_backward(NULL, dA, NULL, x->du, d, x->A, N, l->in, r);
     if (dinp) {
         memset(d, 0, nin * sizeof(float));
-        matmul_backward(d, NULL, NULL, x->du, NULL, x->A, N, l->in, r);
-        dropout_backward(dinp, mask, d, nin);
+        lmp_nn_matmul_backward(d, NULL, NULL, x->du, NULL, x->A, N, l->in, r);
+        lmp_nn_dropout_backward(dinp, mask, d, nin);
     }
     return dout;
 }
@@ -135,7 +135,7 @@ static int lora_params(lmp_adapter *a, lmp_params_group *g)
 static int lora_merge(lmp_adapter *a, lmp_linear *l)
 {
     lora *x = a->ctx;
-    matmul_acc_forward(l->weight, x->A, x->B, l->in, x->r, l->out, x->scale);
+    lmp_nn_matmul_acc_forward(l->weight, x->A, x->B, l->in, x->r, l->out, x->scale);
     return 0;
 }
 

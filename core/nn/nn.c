@@ -10,13 +10,13 @@
 #include "nn.h"
 
 #define NN_REAL float
-#define NN_FN(name) name
+#define NN_FN(name) lmp_nn_##name
 #define NN_GEMM cblas_sgemm
 #define NN_GEMV cblas_sgemv
 #define NN_GELU_FAST /* the vectorisable float GELU */
 #include "nn_impl.h"
 
-size_t first_nonfinite(const float *x, size_t n)
+size_t lmp_nn_first_nonfinite(const float *x, size_t n)
 {
     enum { BLOCK = 4096 };
     for (size_t b = 0; b < n; b += BLOCK) {

@@ -40,18 +40,18 @@ extern "C" {
  * out[B,T,C] = wte[inp[b,t]] + wpe[t].  inp[B,T] ids must lie in [0,V) and
  * T <= maxT (the caller sizes wpe); a bad id returns -1 ("token id 50257 at
  * [0,3] out of range [0, 50257)", [b,t]) with out untouched. */
-int encoder_forward(float *out, const int *inp, const float *wte, const float *wpe,
+int lmp_nn_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe,
                     int B, int T, int C, int V);
 /* dwte[V,C] += scatter of dout[B,T,C] by inp; dwpe[maxT,C] += sum over b.
- * Either gradient may be NULL.  inp must have passed encoder_forward. */
-void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp,
+ * Either gradient may be NULL.  inp must have passed lmp_nn_encoder_forward. */
+void lmp_nn_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp,
                       int B, int T, int C);
 
 /* A general lookup table (the RNN student's embeddings).
  * out[N,E] = table[ids[n]] with table[V,E]; bad ids return -1, out untouched. */
-int embedding_forward(float *out, const int *ids, const float *table, int N, int V, int E);
+int lmp_nn_embedding_forward(float *out, const int *ids, const float *table, int N, int V, int E);
 /* dtable[V,E] += scatter of dout[N,E] by ids (dtable may be NULL). */
-void embedding_backward(float *dtable, const float *dout, const int *ids, int N, int E);
+void lmp_nn_embedding_backward(float *dtable, const float *dout, const int *ids, int N, int E);
 
 /* ------------------------------------------------------------ layernorm */
 
@@ -60,33 +60,33 @@ void embedding_backward(float *dtable, const float *dout, const int *ids, int N,
 /* out[N,C] = (inp - mean) * rstd * weight[C] + bias[C], eps = 1e-5 (GPT-2).
  * mean[N] and rstd[N] are saved for backward; either may be NULL when no
  * backward will follow (generation). */
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+void lmp_nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int N, int C);
 /* dinp[N,C], dweight[C], dbias[C] += ...  (each may be NULL). */
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+void lmp_nn_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, const float *mean,
                         const float *rstd, int N, int C);
 
 /* ------------------------------------------------------------ matmul */
 
 /* out[N,OC] = inp[N,C] @ weight[C,OC] + bias[OC]  (bias may be NULL). */
-void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+void lmp_nn_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int C, int OC);
 /* dinp[N,C]    += dout[N,OC] @ weight^T
  * dweight[C,OC] += inp^T @ dout
  * dbias[OC]    += column sums of dout          (each may be NULL).
  * inp is read only for dweight and weight only for dinp, so a frozen layer
  * (dweight == NULL) costs one sgemm, not two. */
-void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+void lmp_nn_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int C, int OC);
 
 /* out[N,OC] += alpha * inp[N,C] @ weight[C,OC] — for adding a scaled low-rank
  * (LoRA) path onto an existing output without a temporary. */
-void matmul_acc_forward(float *out, const float *inp, const float *weight,
+void lmp_nn_matmul_acc_forward(float *out, const float *inp, const float *weight,
                         int N, int C, int OC, float alpha);
 /* The matching backward: dinp += alpha * dout @ weight^T,
  * dweight += alpha * inp^T @ dout (each may be NULL). */
-void matmul_acc_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+void lmp_nn_matmul_acc_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                          const float *weight, int N, int C, int OC, float alpha);
 
 /* ------------------------------------------------------------ attention */
@@ -98,47 +98,47 @@ void matmul_acc_backward(float *dinp, float *dweight, const float *dout, const f
  * mask[B,T] (may be NULL): 1 = real token, 0 = padding; padded keys get zero
  * weight.  A query with no visible key (all-padding row) gets att = 0, out = 0.
  * out[B,T,C]. */
-void attention_forward(float *out, float *att, const float *qkv, const int *mask,
+void lmp_nn_attention_forward(float *out, float *att, const float *qkv, const int *mask,
                        int B, int T, int C, int NH);
 /* dqkv[B,T,3C] += ...  (may be NULL, then nothing is done).
  * scratch[B,NH,T,T] is overwritten. */
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+void lmp_nn_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *att, int B, int T, int C, int NH);
 
 /* ------------------------------------------------------------ elementwise */
 
 /* GELU, tanh approximation (HF "gelu_new"):
  * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).  out/inp [n]. */
-void gelu_forward(float *out, const float *inp, size_t n);
+void lmp_nn_gelu_forward(float *out, const float *inp, size_t n);
 /* dinp[n] += gelu'(inp) * dout. */
-void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+void lmp_nn_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 
 /* out[n] = inp1 + inp2 (out may alias either input). */
-void residual_forward(float *out, const float *inp1, const float *inp2, size_t n);
+void lmp_nn_residual_forward(float *out, const float *inp1, const float *inp2, size_t n);
 /* dinp1 += dout, dinp2 += dout (either may be NULL). */
-void residual_backward(float *dinp1, float *dinp2, const float *dout, size_t n);
+void lmp_nn_residual_backward(float *dinp1, float *dinp2, const float *dout, size_t n);
 
 /* out[n] = tanh(inp) / backward from the saved output: dinp += (1 - out^2) dout. */
-void tanh_forward(float *out, const float *inp, size_t n);
-void tanh_backward(float *dinp, const float *out, const float *dout, size_t n);
+void lmp_nn_tanh_forward(float *out, const float *inp, size_t n);
+void lmp_nn_tanh_backward(float *dinp, const float *out, const float *dout, size_t n);
 /* out[n] = 1/(1+exp(-inp)) / dinp += out (1 - out) dout. */
-void sigmoid_forward(float *out, const float *inp, size_t n);
-void sigmoid_backward(float *dinp, const float *out, const float *dout, size_t n);
+void lmp_nn_sigmoid_forward(float *out, const float *inp, size_t n);
+void lmp_nn_sigmoid_backward(float *dinp, const float *out, const float *dout, size_t n);
 
 /* Inverted dropout with drop probability p in [0,1): mask[n] receives 0 or
  * 1/(1-p) (drawn sequentially from rng, so results are reproducible
  * regardless of thread count) and out = inp * mask.  p == 0: out = inp,
  * mask filled with 1.  out may alias inp. */
-void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, lmp_rng *rng);
+void lmp_nn_dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, lmp_rng *rng);
 /* dinp[n] += dout * mask. */
-void dropout_backward(float *dinp, const float *mask, const float *dout, size_t n);
+void lmp_nn_dropout_backward(float *dinp, const float *mask, const float *dout, size_t n);
 
 /* ------------------------------------------------------------ softmax / losses */
 
 /* probs[N,V] = softmax over the last dimension of logits[N,V] (max-subtracted). */
-void softmax_forward(float *probs, const float *logits, int N, int V);
+void lmp_nn_softmax_forward(float *probs, const float *logits, int N, int V);
 /* dlogits[N,V] += probs * (dprobs - sum_v(probs * dprobs)). */
-void softmax_backward(float *dlogits, const float *dprobs, const float *probs, int N, int V);
+void lmp_nn_softmax_backward(float *dlogits, const float *dprobs, const float *probs, int N, int V);
 
 /* Softmax + cross-entropy for small V (classifier heads).
  * logits[N,V], targets[N] in [0,V) or -1 (= ignore the row).
@@ -147,7 +147,7 @@ void softmax_backward(float *dlogits, const float *dprobs, const float *probs, i
  * the non-ignored rows.  Returns that mean loss (0 if every row is ignored),
  * or NAN with lmp_error() set — and nothing written — if a target is out of
  * range ("target 7 at row 2 out of range [0, 2)"). */
-float softmax_crossentropy_forward_backward(float *losses, float *dlogits, const float *logits,
+float lmp_nn_softmax_crossentropy_forward_backward(float *losses, float *dlogits, const float *logits,
                                             const int *targets, int N, int V);
 
 /* Knowledge distillation: a soft-target loss between student logits
@@ -163,7 +163,7 @@ float softmax_crossentropy_forward_backward(float *losses, float *dlogits, const
  * 1 - alpha).  Returns the mean loss, or NAN with lmp_error() set and nothing
  * written for a temperature <= 0 (KL) or an unknown kind. */
 enum { LMP_KD_KL = 0, LMP_KD_MSE = 1 };
-float kd_loss_forward_backward(float *losses, float *dstudent, const float *student, const float *teacher,
+float lmp_nn_kd_loss_forward_backward(float *losses, float *dstudent, const float *student, const float *teacher,
                                int N, int V, float temperature, int kind, float scale);
 
 /* Fused, chunked language-model head + cross-entropy, logits = x @ wte^T
@@ -181,14 +181,14 @@ float kd_loss_forward_backward(float *losses, float *dstudent, const float *stud
  * faster: at N=256, C=768, V=50257 (one thread, SkylakeX kernels) chunk 256
  * (scratch 256*50257 floats = 51 MB) took 537 ms for forward+backward, about
  * the sgemm rate, chunk 64 728 ms, chunk 16 1654 ms. */
-float lmhead_xent_forward_backward(const float *x, const float *wte, const int *targets,
+float lmp_nn_lmhead_xent_forward_backward(const float *x, const float *wte, const int *targets,
                                    int N, int C, int V, float *dx, float *dwte,
                                    float *losses, float *scratch, int chunk);
 /* Forward only (evaluation / perplexity): same as above with dx = dwte = NULL. */
-float lmhead_xent_forward(const float *x, const float *wte, const int *targets,
+float lmp_nn_lmhead_xent_forward(const float *x, const float *wte, const int *targets,
                           int N, int C, int V, float *losses, float *scratch, int chunk);
 /* Generation: logits[V] = wte[V,C] @ x[C] for one position (the last). */
-void lmhead_logits(float *logits, const float *x, const float *wte, int C, int V);
+void lmp_nn_lmhead_logits(float *logits, const float *x, const float *wte, int C, int V);
 
 /* ------------------------------------------------------------ checks */
 
@@ -196,7 +196,7 @@ void lmhead_logits(float *logits, const float *x, const float *wte, int C, int V
  * finite.  Loaders run it over every weight, so it is one pass that
  * vectorises: blocks are tested with a branch-free OR of exponent masks and
  * only a block that has a bad value is searched. */
-size_t first_nonfinite(const float *x, size_t n);
+size_t lmp_nn_first_nonfinite(const float *x, size_t n);
 
 #ifdef __cplusplus
 }

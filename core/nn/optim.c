@@ -44,19 +44,19 @@ static void adam_core(float *params, const float *grads, float *m, float *v, siz
     }
 }
 
-void adamw_update(float *params, const float *grads, float *m, float *v, size_t n,
+void lmp_adamw_update(float *params, const float *grads, float *m, float *v, size_t n,
                   double lr, double beta1, double beta2, double eps, double weight_decay, int t)
 {
     adam_core(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, 0.0, t);
 }
 
-void adam_update(float *params, const float *grads, float *m, float *v, size_t n,
+void lmp_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
                  double lr, double beta1, double beta2, double eps, double weight_decay, int t)
 {
     adam_core(params, grads, m, v, n, lr, beta1, beta2, eps, 0.0, weight_decay, t);
 }
 
-float clip_grad_norm(float *const *grads, const size_t *ns, int count, float max_norm)
+float lmp_clip_grad_norm(float *const *grads, const size_t *ns, int count, float max_norm)
 {
     double sumsq = 0;
     for (int k = 0; k < count; k++) {
@@ -84,7 +84,7 @@ float clip_grad_norm(float *const *grads, const size_t *ns, int count, float max
 
 /* ------------------------------------------------------------ schedules */
 
-float lr_schedule(lmp_lr_kind kind, int step, int total, int warmup, float base_lr, float min_lr)
+float lmp_lr_schedule(lmp_lr_kind kind, int step, int total, int warmup, float base_lr, float min_lr)
 {
     if (step < warmup) return (float)((double)base_lr * (step + 1) / warmup);
     if (kind == LMP_LR_CONSTANT) return base_lr;
@@ -97,7 +97,7 @@ float lr_schedule(lmp_lr_kind kind, int step, int total, int warmup, float base_
 
 static const char *const lr_names[] = { "constant", "cosine", "linear" };
 
-int lr_schedule_parse(const char *name, lmp_lr_kind *kind)
+int lmp_lr_schedule_parse(const char *name, lmp_lr_kind *kind)
 {
     for (int i = 0; i < 3; i++)
         if (name && strcmp(name, lr_names[i]) == 0) {
@@ -108,7 +108,7 @@ int lr_schedule_parse(const char *name, lmp_lr_kind *kind)
                      name ? name : "");
 }
 
-const char *lr_schedule_name(lmp_lr_kind kind)
+const char *lmp_lr_schedule_name(lmp_lr_kind kind)
 {
     return (unsigned)kind < 3 ? lr_names[kind] : "?";
 }
@@ -195,7 +195,7 @@ float lmp_params_clip_grad_norm(lmp_params_group *g, float max_norm)
     /* the grads are one contiguous block */
     float *grads[1] = { g->grad_mem };
     size_t ns[1] = { g->n_trainable };
-    return clip_grad_norm(grads, ns, 1, max_norm);
+    return lmp_clip_grad_norm(grads, ns, 1, max_norm);
 }
 
 void lmp_params_adamw_step(lmp_params_group *g, double lr, double beta1, double beta2,
@@ -206,7 +206,7 @@ void lmp_params_adamw_step(lmp_params_group *g, double lr, double beta1, double 
         lmp_param_tensor *t = &g->t[i];
         if (!t->grad) continue;
         double wd = (t->flags & LMP_PARAM_NO_DECAY) ? 0.0 : weight_decay;
-        adamw_update(t->data, t->grad, t->m, t->v, t->n, lr, beta1, beta2, eps, wd, g->step);
+        lmp_adamw_update(t->data, t->grad, t->m, t->v, t->n, lr, beta1, beta2, eps, wd, g->step);
     }
 }
 
@@ -216,7 +216,7 @@ void lmp_params_adam_step(lmp_params_group *g, double lr, double beta1, double b
     for (int i = 0; i < g->count; i++) {
         lmp_param_tensor *t = &g->t[i];
         if (t->grad)
-            adam_update(t->data, t->grad, t->m, t->v, t->n, lr, beta1, beta2, eps, weight_decay, g->step + 1);
+            lmp_adam_update(t->data, t->grad, t->m, t->v, t->n, lr, beta1, beta2, eps, weight_decay, g->step + 1);
     }
     g->step++;
 }
@@ -271,7 +271,7 @@ int lmp_optim_step(lmp_params_group *g, const lmp_optim_opts *o, int step, int t
         info->stop = x[1] > 0;
     }
     float norm = lmp_params_clip_grad_norm(g, (float)o->clip);
-    float lr = lr_schedule(o->schedule, step, total, lmp_optim_warmup_steps(o, total), (float)o->lr,
+    float lr = lmp_lr_schedule(o->schedule, step, total, lmp_optim_warmup_steps(o, total), (float)o->lr,
                            (float)o->min_lr);
     info->grad_norm = norm;
     info->lr = lr;

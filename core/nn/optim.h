@@ -30,11 +30,11 @@ extern "C" {
  * The hyperparameters are double so that 1 - beta2 etc. are formed as torch
  * forms them (0.999f would make 1 - beta2 off by 1.3e-5 relative); the
  * per-element arithmetic is float. */
-void adamw_update(float *params, const float *grads, float *m, float *v, size_t n,
+void lmp_adamw_update(float *params, const float *grads, float *m, float *v, size_t n,
                   double lr, double beta1, double beta2, double eps, double weight_decay, int t);
 /* Adam with classic L2 regularisation (torch.optim.Adam's weight_decay):
  * g' = g + weight_decay * p, then the Adam update above without the decoupled term. */
-void adam_update(float *params, const float *grads, float *m, float *v, size_t n,
+void lmp_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
                  double lr, double beta1, double beta2, double eps, double weight_decay, int t);
 
 /* Global L2 norm over `count` gradient tensors grads[i][ns[i]] (NULL entries
@@ -43,7 +43,7 @@ void adam_update(float *params, const float *grads, float *m, float *v, size_t n
  * clip_grad_norm_).  Returns the norm before clipping.  A non-finite norm is
  * returned as is and the gradients are left untouched, so the trainer can
  * skip the step. */
-float clip_grad_norm(float *const *grads, const size_t *ns, int count, float max_norm);
+float lmp_clip_grad_norm(float *const *grads, const size_t *ns, int count, float max_norm);
 
 /* ------------------------------------------------------------ schedules */
 
@@ -59,11 +59,11 @@ typedef enum {
  *   constant: base_lr;  cosine: min_lr + 0.5 (1 + cos(pi r)) (base_lr - min_lr);
  *   linear: base_lr + r (min_lr - base_lr).
  * Steps >= total give min_lr for the decaying kinds. */
-float lr_schedule(lmp_lr_kind kind, int step, int total, int warmup, float base_lr, float min_lr);
+float lmp_lr_schedule(lmp_lr_kind kind, int step, int total, int warmup, float base_lr, float min_lr);
 /* "constant" | "cosine" | "linear" -> kind; anything else: -1 with an error
  * naming the accepted values. */
-int lr_schedule_parse(const char *name, lmp_lr_kind *kind);
-const char *lr_schedule_name(lmp_lr_kind kind);
+int lmp_lr_schedule_parse(const char *name, lmp_lr_kind *kind);
+const char *lmp_lr_schedule_name(lmp_lr_kind kind);
 
 /* ------------------------------------------------------------ parameter groups */
 
@@ -112,7 +112,7 @@ void lmp_params_sum_grads(lmp_params_group *g, int nextra);
 lmp_param_tensor *lmp_params_find(lmp_params_group *g, const char *name);
 /* Element count over all tensors, or trainable ones only. */
 size_t lmp_params_numel(const lmp_params_group *g, int trainable_only);
-/* clip_grad_norm over the group's trainable grads. */
+/* lmp_clip_grad_norm over the group's trainable grads. */
 float lmp_params_clip_grad_norm(lmp_params_group *g, float max_norm);
 /* One AdamW step on every trainable tensor (weight decay skipped for
  * LMP_PARAM_NO_DECAY ones); increments g->step. */

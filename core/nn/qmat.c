@@ -238,7 +238,7 @@ QMAT_TARGET static void f16_to_f32_avx2(float *dst, const uint16_t *src, int n)
 
 /* ------------------------------------------------------------ matrix-vector */
 
-void matvec_f16_forward(float *out, const uint16_t *w, const float *x, const float *bias,
+void lmp_nn_matvec_f16_forward(float *out, const uint16_t *w, const float *x, const float *bias,
                         int OC, int C)
 {
     int simd = use_simd();
@@ -255,7 +255,7 @@ void matvec_f16_forward(float *out, const uint16_t *w, const float *x, const flo
     (void)simd;
 }
 
-void quantize_q8_row(int8_t *q, float *d, const float *x, int C)
+void lmp_qmat_quantize_q8_row(int8_t *q, float *d, const float *x, int C)
 {
     int nb = (C + LMP_Q8_BLOCK - 1) / LMP_Q8_BLOCK;
     for (int b = 0; b < nb; b++) {
@@ -272,11 +272,11 @@ void quantize_q8_row(int8_t *q, float *d, const float *x, int C)
     }
 }
 
-void matvec_q8_forward(float *out, const int8_t *q, const float *d, const float *x,
+void lmp_nn_matvec_q8_forward(float *out, const int8_t *q, const float *d, const float *x,
                        const float *bias, int OC, int C, int8_t *xq, float *xd)
 {
     int nb = (C + LMP_Q8_BLOCK - 1) / LMP_Q8_BLOCK, simd = use_simd();
-    quantize_q8_row(xq, xd, x, C);
+    lmp_qmat_quantize_q8_row(xq, xd, x, C);
     #pragma omp parallel for schedule(static) if ((size_t)OC * C >= QMAT_OMP_MIN)
     for (int o = 0; o < OC; o++) {
         const int8_t *row = q + (size_t)o * nb * LMP_Q8_BLOCK;
@@ -318,16 +318,16 @@ static void tile_to_f32(float *t, const lmp_qmat *w, int r0, int n)
     (void)simd;
 }
 
-void qmat_forward(float *out, const float *inp, const lmp_qmat *w, const float *bias, int N)
+void lmp_qmat_forward(float *out, const float *inp, const lmp_qmat *w, const float *bias, int N)
 {
     int OC = w->rows, C = w->cols;
     if (N == 1) {
         if (w->fmt == LMP_WEIGHTS_F16) {
-            matvec_f16_forward(out, w->h, inp, bias, OC, C);
+            lmp_nn_matvec_f16_forward(out, w->h, inp, bias, OC, C);
         } else {
             int8_t *xq = mallocCheck((size_t)w->nb * LMP_Q8_BLOCK);
             float *xd = mallocCheck((size_t)w->nb * sizeof(float));
-            matvec_q8_forward(out, w->q, w->d, inp, bias, OC, C, xq, xd);
+            lmp_nn_matvec_q8_forward(out, w->q, w->d, inp, bias, OC, C, xq, xd);
             free(xq);
             free(xd);
         }
@@ -343,7 +343,7 @@ void qmat_forward(float *out, const float *inp, const lmp_qmat *w, const float *
             float *d = mallocCheck((size_t)w->nb * sizeof(float));
             #pragma omp for schedule(static)
             for (int n = 0; n < N; n++) {
-                quantize_q8_row(q, d, inp + (size_t)n * C, C);
+                lmp_qmat_quantize_q8_row(q, d, inp + (size_t)n * C, C);
                 for (int i = 0; i < C; i++) xr[(size_t)n * C + i] = d[i / LMP_Q8_BLOCK] * (float)q[i];
             }
             free(q);
@@ -446,7 +446,7 @@ int lmp_qmat_new(lmp_qmat **out, int fmt, const float *w, int rows, int cols, in
                 if (fmt == LMP_WEIGHTS_F16)
                     f32_to_f16_row(m->h + r * C, row, C);
                 else
-                    quantize_q8_row(m->q + r * nb * LMP_Q8_BLOCK, m->d + r * nb, row, cols);
+                    lmp_qmat_quantize_q8_row(m->q + r * nb * LMP_Q8_BLOCK, m->d + r * nb, row, cols);
             }
         }
         free(buf);

@@ -67,19 +67,19 @@ size_t lmp_qmat_bytes(const lmp_qmat *m);
 
 /* out[N, rows] = inp[N, cols] @ W^T + bias[rows] (bias may be NULL).  N == 1
  * is the matrix-vector kernel; N > 1 converts tiles of W to f32 for sgemm. */
-void qmat_forward(float *out, const float *inp, const lmp_qmat *w, const float *bias, int N);
+void lmp_qmat_forward(float *out, const float *inp, const lmp_qmat *w, const float *bias, int N);
 
 /* ------------------------------------------------------------ kernels */
 
 /* out[OC] = W[OC, C] @ x[C] + bias[OC] (bias may be NULL), W in f16. */
-void matvec_f16_forward(float *out, const uint16_t *w, const float *x, const float *bias,
+void lmp_nn_matvec_f16_forward(float *out, const uint16_t *w, const float *x, const float *bias,
                         int OC, int C);
 /* The same with W in q8 (q[OC, nb*32], d[OC, nb]); x is quantised per block
  * into xq[nb*32] and xd[nb] (scratch). */
-void matvec_q8_forward(float *out, const int8_t *q, const float *d, const float *x,
+void lmp_nn_matvec_q8_forward(float *out, const int8_t *q, const float *d, const float *x,
                        const float *bias, int OC, int C, int8_t *xq, float *xd);
 /* Quantise x[C] to q8 blocks: q[nb*32] (zero-padded), d[nb]. */
-void quantize_q8_row(int8_t *q, float *d, const float *x, int C);
+void lmp_qmat_quantize_q8_row(int8_t *q, float *d, const float *x, int C);
 
 /* f16 <-> f32, round to nearest even; overflow gives infinity, NaN stays a
  * (quiet) NaN with its sign, subnormals are kept. */

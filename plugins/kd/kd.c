@@ -7,7 +7,7 @@
  *
  * The loss of a batch is
  *   alpha * CE(gold, student) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T))
- * (Hinton et al. 2015; core/nn/nn.h's kd_loss_forward_backward takes log-
+ * (Hinton et al. 2015; core/nn/nn.h's lmp_nn_kd_loss_forward_backward takes log-
  * softmaxes of both sides), or with loss=mse the squared distance of the
  * logit vectors in place of the second term (Tang et al. 2019).  The
  * training loop is core/kit/cls_train.c's, the same as train's, with the same
@@ -197,10 +197,10 @@ static double kd_loss(void *vctx, const float *logits, const int *labels, const 
 {
     kd_ctx *k = vctx;
     for (int i = 0; i < n; i++) memcpy(k->t + (size_t)i * L, k->teacher + (size_t)idx[i] * L, (size_t)L * sizeof(float));
-    float ce = softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, n, L);
+    float ce = lmp_nn_softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, n, L);
     if (isnan(ce)) return NAN;
     for (int i = 0; i < n * L; i++) dlogits[i] *= k->alpha;
-    float kd = kd_loss_forward_backward(NULL, dlogits, logits, k->t, n, L, k->temperature, k->kind, 1 - k->alpha);
+    float kd = lmp_nn_kd_loss_forward_backward(NULL, dlogits, logits, k->t, n, L, k->temperature, k->kind, 1 - k->alpha);
     parts[0] = ce, parts[1] = kd;
     return (double)k->alpha * ce + (1.0 - k->alpha) * kd;
 }

@@ -204,7 +204,7 @@ static float batch_loss(lmp_classifier *c, int train, float *dlogits)
     int labels[B];
     for (int b = 0; b < B; b++) labels[b] = b % c->num_labels;
     if (c->forward(c, ids, len, B, T, logits, train) != 0) return NAN;
-    return softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, B, c->num_labels);
+    return lmp_nn_softmax_crossentropy_forward_backward(NULL, dlogits, logits, labels, B, c->num_labels);
 }
 
 static int check(lmp_stage *st, lmp_classifier *c, ia3 *x, int out)
