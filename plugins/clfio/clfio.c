@@ -155,8 +155,8 @@ static void list_files(const char *root, const char *rel, file_list *l, int dept
             list_files(root, sub, l, depth + 1);
         } else if (lstat(full, &sb) == 0 && S_ISREG(sb.st_mode)) {
             if (l->n == l->cap) l->f = reallocCheck(l->f, (size_t)(l->cap = l->cap ? 2 * l->cap : 16) * sizeof *l->f);
-            l->f[l->n++] = (file_id){strdupCheck(sub), sb.st_dev, sb.st_ino, sb.st_size, sb.st_mtim, sb.st_ctim};
-            sub = NULL;
+            l->f[l->n++] = (file_id){sub, sb.st_dev, sb.st_ino, sb.st_size, sb.st_mtim, sb.st_ctim};
+            sub = NULL; /* the list owns it now */
         }
         free(sub), free(full);
     }
