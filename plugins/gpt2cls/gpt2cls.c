@@ -61,9 +61,12 @@ static int run(lmp_stage *st)
     /* a GPT2ForSequenceClassification checkpoint's own head */
     int num_labels = (int)lmp_param_int(st, "num_labels"), saved_labels = 0;
     float *saved = NULL;
-    int has_head = m->source ? lmp_gpt2_load_seq_cls_head(m->source, m->config.n_embd, &saved_labels, &saved) : 0;
+    /* (only a checkpoint named by base=PATH: a wired-in model's source may
+     * be a description, "random" for one pretrained in this process) */
+    int from_path = strcmp(lmp_param_str(st, "base"), "lm") != 0;
+    int has_head = from_path ? lmp_gpt2_load_seq_cls_head(base, m->config.n_embd, &saved_labels, &saved) : 0;
     if (has_head > 0 && lmp_param_is_set(st, "num_labels") && num_labels != saved_labels) {
-        lmp_error("num_labels=%d conflicts with the head score.weight of %s (%d labels)", num_labels, m->source,
+        lmp_error("num_labels=%d conflicts with the head score.weight of %s (%d labels)", num_labels, base,
                   saved_labels);
         has_head = -1;
     }
