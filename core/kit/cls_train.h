@@ -37,7 +37,7 @@
     {"max_len", LMP_INT, "0", 0, 1 << 20, NULL,                                                                 \
      "cut rows to this many tokens (0: the classifier's limit); padding=fixed pads to it"},                    \
     {"shuffle", LMP_BOOL, "true", LMP_UNBOUNDED, NULL, "shuffle the training split every epoch (by the run's seed)"}, \
-    {"group_by_length", LMP_INT, "0", 0, 1000000, NULL,                                                        \
+    {"group_by_length", LMP_INT, "50", 0, 1000000, NULL,                                                        \
      "with shuffle and dynamic padding: sort rows by length within chunks of this many batches, then shuffle "  \
      "the batches (Hugging Face's group_by_length uses 50; less padding computed); 0: off"},                  \
     {"max_steps", LMP_INT, "0", 0, 1 << 30, NULL, "stop after this many optimizer steps (0: all epochs)"},     \
