@@ -142,6 +142,22 @@ int lmp_gpt2_init_random(const lmp_gpt2_config *c, uint64_t seed, lmp_gpt2 **out
 
 /* ------------------------------------------------------------ activations */
 
+void gpt2_carve(float **block, size_t *cap, float **const *ptrs, const size_t *sizes, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += sizes[i];
+    if (total > *cap) {
+        free(*block);
+        *block = mallocCheck(total * sizeof(float));
+        *cap = total;
+    }
+    float *p = *block;
+    for (int i = 0; i < n; i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+}
+
 /* Carve m->acts for a (B, T) batch out of one block, like llm.c's.  With
  * dynamic padding every batch has its own T: the block only grows, so a
  * training epoch allocates (and page-faults in) its ~100s of MB once rather
@@ -164,18 +180,7 @@ static void acts_prepare(lmp_gpt2 *m, int B, int T, int layers)
     size_t sizes[] = { BT * C, Lk * BT * C, Lk * BT, Lk * BT, Lk * BT * 3 * C, Lk * BT * C,
                        Lk * B * NH * T * T, Lk * BT * C, Lk * BT * C, Lk * BT * C, Lk * BT, Lk * BT,
                        Lk * BT * 4 * C, Lk * BT * 4 * C, Lk * BT * C, Lk * BT * C, BT * C, BT, BT };
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) n += sizes[i];
-    if (n > a->floats) {
-        free(a->memory);
-        a->memory = mallocCheck(n * sizeof(float));
-        a->floats = n;
-    }
-    float *p = a->memory;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        *ptrs[i] = p;
-        p += sizes[i];
-    }
+    gpt2_carve(&a->memory, &a->floats, ptrs, sizes, (int)(sizeof sizes / sizeof sizes[0]));
     a->B = B;
     a->T = T;
     a->layers = layers;

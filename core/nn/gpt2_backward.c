@@ -95,18 +95,7 @@ static void train_prepare(lmp_gpt2 *m, int B, int T)
     size_t C = (size_t)m->config.n_embd, NH = (size_t)m->config.n_head, BT = (size_t)B * T;
     size_t sizes[] = { BT * C, BT * C, BT * 4 * C, BT * 4 * C, (size_t)B * NH * T * T, BT * C };
     float **ptrs[] = { &tr->dres, &tr->dc, &tr->d4a, &tr->d4b, &tr->datt, &tr->dlnf };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
-    if (total > tr->cap) {
-        free(tr->mem);
-        tr->mem = mallocCheck(total * sizeof(float));
-        tr->cap = total;
-    }
-    float *p = tr->mem;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        *ptrs[i] = p;
-        p += sizes[i];
-    }
+    gpt2_carve(&tr->mem, &tr->cap, ptrs, sizes, (int)(sizeof sizes / sizeof sizes[0]));
     tr->B = B;
     tr->T = T;
 }

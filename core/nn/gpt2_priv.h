@@ -35,6 +35,10 @@ lmp_gpt2 *gpt2_new_shell(const lmp_gpt2_config *c, const char *source);
 void gpt2_lm_logits(const lmp_gpt2 *m, const float *x, int n, float *logits);
 /* n floats of zeroed memory owned (and freed) by the model. */
 float *gpt2_own(lmp_gpt2 *m, size_t n);
+/* Point ptrs[i] at consecutive runs of sizes[i] floats in *block, which
+ * only grows (to *cap floats): scratch for a (B, T) that changes every step
+ * is allocated, and page-faulted in, once. */
+void gpt2_carve(float **block, size_t *cap, float **const *ptrs, const size_t *sizes, int n);
 /* Frees the f16 / q8 inference copies (gpt2_weights.c); back to f32. */
 void gpt2_weights_free(lmp_gpt2 *m);
 
