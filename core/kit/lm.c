@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonfile.h"
 #include "lm.h"
 #include "util.h"
 
@@ -51,21 +52,14 @@ int lmp_lm_save(const void *p, const char *dir)
 /* DIR/config.json's model_type, or NULL with an error naming the file. */
 static char *model_type(const char *dir)
 {
-    char *path = lmp_strfmt("%s/config.json", dir), *text = NULL, *type = NULL;
-    size_t len;
+    char *path = lmp_strfmt("%s/config.json", dir), *type = NULL;
     json_t *root = NULL;
-    json_error_t jerr;
-    if (lmp_read_file(path, 1 << 20, &text, &len) != 0) goto done;
-    if (!(root = json_loadb(text, len, 0, &jerr))) {
-        lmp_error("%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
-        goto done;
+    if (lmp_json_read_file(path, 1 << 20, 0, NULL, &root) == 0) {
+        const char *t = json_string_value(json_object_get(root, "model_type"));
+        if (!t) lmp_error("%s: no \"model_type\" string", path);
+        else type = strdupCheck(t);
     }
-    const char *t = json_string_value(json_object_get(root, "model_type"));
-    if (!t) lmp_error("%s: no \"model_type\" string", path);
-    else type = strdupCheck(t);
-done:
     json_decref(root);
-    free(text);
     free(path);
     return type;
 }
