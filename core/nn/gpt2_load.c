@@ -22,6 +22,7 @@
 #include "gpt2_priv.h"
 #include "jsonfile.h"
 #include "nn.h"
+#include "qmat.h"
 
 #define LLMC_MAGIC 20240326
 #define LLMC_HEADER_INTS 256
@@ -149,34 +150,12 @@ static int config_from_metadata(const lmp_st *st, lmp_gpt2_config *c)
 
 /* ------------------------------------------------------------ safetensors */
 
-static void shape_text(char *buf, size_t cap, const int64_t *shape, int ndim)
-{
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; d < ndim && k < cap; d++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? ", " : "", (long long)shape[d]);
-    if (k < cap) snprintf(buf + k, cap - k, "]");
-}
-
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31, man = h & 1023, bits;
-    if (exp == 0) { /* zero or subnormal */
-        float f = ldexpf((float)man, -24);
-        return sign ? -f : f;
-    }
-    if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-    else bits = sign | ((exp + 112) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 /* n values of dtype F16 or BF16 (src) as fp32 (dst). */
 static void half_to_f32(const char *dtype, const uint16_t *src, size_t n, float *dst)
 {
     int f16 = strcmp(dtype, "F16") == 0;
     for (size_t i = 0; i < n; i++) {
-        if (f16) dst[i] = half_to_float(src[i]);
+        if (f16) dst[i] = lmp_f16_to_f32(src[i]);
         else {
             uint32_t bits = (uint32_t)src[i] << 16;
             memcpy(&dst[i], &bits, 4);
@@ -196,8 +175,8 @@ static int st_param(lmp_gpt2 *m, lmp_st *st, const char *prefix, const char *nam
     int64_t want[2] = { d0, d1 };
     if (ti->ndim != ndim || ti->shape[0] != d0 || (ndim == 2 && ti->shape[1] != d1)) {
         char have[200], exp[64];
-        shape_text(have, sizeof have, ti->shape, ti->ndim);
-        shape_text(exp, sizeof exp, want, ndim);
+        lmp_st_shape_text(have, sizeof have, ti->shape, ti->ndim);
+        lmp_st_shape_text(exp, sizeof exp, want, ndim);
         return lmp_error("%s: tensor \"%s\" has shape %s, expected %s", lmp_st_path(st), key, have,
                          exp);
     }

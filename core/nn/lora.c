@@ -638,14 +638,6 @@ static void peft_config_free(peft_config *pc)
     pcre2_code_free(pc->re);
 }
 
-static void shape_text(char *buf, size_t cap, const int64_t *shape, int ndim)
-{
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; d < ndim && k < cap; d++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? ", " : "", (long long)shape[d]);
-    if (k < cap) snprintf(buf + k, cap - k, "]");
-}
-
 /* The F32 data of `key`, checked to be [d0, d1]; `rank_dim` (0 or 1) is the
  * dimension holding r, reported as a rank mismatch when only it differs. */
 static int get_matrix(lmp_st *st, const char *key, int64_t d0, int64_t d1, int rank_dim, const float **out)
@@ -658,8 +650,8 @@ static int get_matrix(lmp_st *st, const char *key, int64_t d0, int64_t d1, int r
                          key, (long long)ti->shape[rank_dim], (long long)want[rank_dim]);
     if (ti->ndim != 2 || ti->shape[0] != d0 || ti->shape[1] != d1) {
         char have[200], exp[64];
-        shape_text(have, sizeof have, ti->shape, ti->ndim);
-        shape_text(exp, sizeof exp, want, 2);
+        lmp_st_shape_text(have, sizeof have, ti->shape, ti->ndim);
+        lmp_st_shape_text(exp, sizeof exp, want, 2);
         return lmp_error("%s: tensor \"%s\" has shape %s, expected %s", lmp_st_path(st), key, have, exp);
     }
     if (strcmp(ti->dtype, "F32") != 0)

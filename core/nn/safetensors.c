@@ -46,8 +46,7 @@ size_t lmp_st_dtype_size(const char *dtype)
     return 0;
 }
 
-/* "[2, 3]" for messages */
-static void shape_str(char *buf, size_t cap, const int64_t *shape, int ndim)
+void lmp_st_shape_text(char *buf, size_t cap, const int64_t *shape, int ndim)
 {
     size_t k = (size_t)snprintf(buf, cap, "[");
     for (int d = 0; d < ndim && k < cap; d++)
@@ -118,7 +117,7 @@ static int parse_entry(const char *path, const char *name, json_t *v, lmp_st_inf
                          path, name, (unsigned long long)b, (unsigned long long)e);
     if (e - b != need) {
         char s[160];
-        shape_str(s, sizeof s, ti->shape, ti->ndim);
+        lmp_st_shape_text(s, sizeof s, ti->shape, ti->ndim);
         return lmp_error("%s: tensor \"%s\": data_offsets [%llu, %llu] hold %llu bytes but %s x %s needs %llu",
                          path, name, (unsigned long long)b, (unsigned long long)e,
                          (unsigned long long)(e - b), dts, s, (unsigned long long)need);

@@ -57,6 +57,8 @@ const char *lmp_st_metadata_key(const lmp_st *st, int i);
 
 /* Bytes per element of a dtype name, 0 if unknown. */
 size_t lmp_st_dtype_size(const char *dtype);
+/* A shape as messages write it, "[2, 3]" (truncated to cap). */
+void lmp_st_shape_text(char *buf, size_t cap, const int64_t *shape, int ndim);
 
 /* ------------------------------------------------------------------ writer */
 
